@@ -1,0 +1,106 @@
+# hvsim — build, test, demo, bench. Out-of-tree: objects in $(BUILD)/obj, binaries in $(BUILD)/bin.
+# `make test` and `make demo` install missing Debian packages first (ci/deps.sh, a no-op when
+# everything is present).
+
+BUILD ?= build
+CC ?= gcc
+PY := /usr/bin/python3
+
+SAN ?=
+OPT ?= -O2
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -g $(OPT) -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
+               -Wstrict-prototypes -Wmissing-prototypes -fno-strict-aliasing
+ifeq ($(SAN),1)
+CFLAGS_BASE += -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+LDFLAGS_SAN := -fsanitize=address,undefined
+endif
+CFLAGS := $(CFLAGS_BASE) $(EXTRA_CFLAGS)
+LDLIBS := -lisal
+
+LIBVHDI_CFLAGS = $(shell pkg-config --cflags libvhdi 2>/dev/null)
+LIBVHDI_LIBS = $(shell pkg-config --libs libvhdi 2>/dev/null || echo -lvhdi)
+
+# ---- sources -------------------------------------------------------------------------------
+HYPERV_SRC := $(wildcard hyperv/base/*.c) $(wildcard hyperv/vhdx/*.c)
+HVSIM_SRC := $(wildcard sim/hvsim/*.c)
+UNIT_TESTS := $(wildcard hyperv/*/tests/test_*.c)
+CONF_TESTS := $(wildcard conformance/*/test_*.c)
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+HYPERV_LIB := $(BUILD)/lib/libhyperv.a
+HVSIM := $(BUILD)/bin/hvsim
+UNIT_BINS := $(patsubst %.c,$(BUILD)/tests/%,$(notdir $(UNIT_TESTS)))
+CONF_BINS := $(patsubst %.c,$(BUILD)/tests/conf_%,$(notdir $(CONF_TESTS)))
+
+.PHONY: all test test-asan test-fuzz demo bench clean deps tests
+.DEFAULT_GOAL := all
+
+all: $(HVSIM)
+
+deps:
+	@bash ci/deps.sh
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(HYPERV_LIB): $(call obj,$(HYPERV_SRC))
+	@mkdir -p $(dir $@)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(HVSIM): $(call obj,$(HVSIM_SRC)) $(HYPERV_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS)
+
+# unit tests: hyperv/<module>/tests/test_<module>.c -> $(BUILD)/tests/test_<module>
+define unit_rule
+$(BUILD)/tests/$(basename $(notdir $(1))): $(call obj,$(1)) $(HYPERV_LIB)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(LDFLAGS_SAN) -o $$@ $$^ -lcmocka $$(LDLIBS)
+endef
+$(foreach t,$(UNIT_TESTS),$(eval $(call unit_rule,$(t))))
+
+# conformance tests in C link the independent implementation (libvhdi) — tests only, never hvsim
+$(BUILD)/obj/conformance/%.o: conformance/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LIBVHDI_CFLAGS) -MMD -MP -c $< -o $@
+define conf_rule
+$(BUILD)/tests/conf_$(basename $(notdir $(1))): $(call obj,$(1)) $(HYPERV_LIB)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(LDFLAGS_SAN) -o $$@ $$^ -lcmocka $$(LIBVHDI_LIBS) $$(LDLIBS)
+endef
+$(foreach t,$(CONF_TESTS),$(eval $(call conf_rule,$(t))))
+
+tests: $(HVSIM) $(UNIT_BINS) $(CONF_BINS)
+
+test: deps
+	@$(MAKE) --no-print-directory tests
+	@$(PY) ci/run-tests --build $(BUILD)
+
+test-asan: deps
+	@$(MAKE) --no-print-directory BUILD=$(BUILD)/asan SAN=1 OPT=-O1 tests
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		$(PY) ci/run-tests --build $(BUILD)/asan
+
+FUZZ_SECONDS ?= 60
+test-fuzz: deps
+	@mkdir -p $(BUILD)/fuzz
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+		-o $(BUILD)/fuzz/fuzz_vhdx conformance/vhdx/fuzz/fuzz_vhdx.c $(HYPERV_SRC) $(LDLIBS)
+	@mkdir -p $(BUILD)/fuzz/corpus
+	$(BUILD)/fuzz/fuzz_vhdx -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -timeout=10 \
+		$(BUILD)/fuzz/corpus conformance/vhdx/fuzz/seeds
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@bash ci/demo.sh $(BUILD)
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@bash ci/bench-vhdx.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

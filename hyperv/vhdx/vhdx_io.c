@@ -1,0 +1,124 @@
+/*
+ * vhdx_io — the only place that touches the file descriptor.
+ *
+ * Reads: past the real end of file read as zeros (a replayed log may extend the file only in
+ * memory), and the in-memory log overlay of a read-only open is laid over every read, so every
+ * structure, BAT page and payload byte is seen as if the log had been replayed.
+ * Writes: each pwrite/ftruncate/fsync is one step of the write sequence; the test fault point
+ * cuts the sequence after N steps to prove crash safety.
+ */
+#include "vhdx_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+int vio_pread(struct vhdx_file *f, void *buf, size_t len, uint64_t off)
+{
+	uint8_t *p = buf;
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = pread(f->fd, p + done, len - done, (off_t)(off + done));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return hv_err(HV_EIO, "%s: read of %zu bytes at offset %llu failed: %s", f->path,
+				      len - done, (unsigned long long)(off + done), strerror(errno));
+		}
+		if (n == 0) {
+			memset(p + done, 0, len - done);
+			break;
+		}
+		done += (size_t)n;
+	}
+	for (size_t i = 0; i < f->novl; i++) {
+		const struct vhdx_overlay *o = &f->ovl[i];
+		uint64_t lo = o->off > off ? o->off : off;
+		uint64_t hi = o->off + o->len < off + len ? o->off + o->len : off + len;
+		if (lo >= hi)
+			continue;
+		if (o->data)
+			memcpy(p + (lo - off), o->data + (lo - o->off), hi - lo);
+		else
+			memset(p + (lo - off), 0, hi - lo);
+	}
+	return 0;
+}
+
+static int step(struct vhdx_file *f)
+{
+	if (f->crashed)
+		return hv_err(HV_ECRASHED, "%s: write sequence cut by fault point", f->path);
+	if (f->crash_after >= 0 && f->steps >= f->crash_after) {
+		f->crashed = true;
+		return hv_err(HV_ECRASHED, "%s: write sequence cut by fault point after %ld steps",
+			      f->path, f->steps);
+	}
+	f->steps++;
+	return 0;
+}
+
+int vio_pwrite(struct vhdx_file *f, const void *buf, size_t len, uint64_t off)
+{
+	int rc = step(f);
+	if (rc)
+		return rc;
+	const uint8_t *p = buf;
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = pwrite(f->fd, p + done, len - done, (off_t)(off + done));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return hv_err(HV_EIO, "%s: write of %zu bytes at offset %llu failed: %s",
+				      f->path, len - done, (unsigned long long)(off + done),
+				      strerror(errno));
+		}
+		done += (size_t)n;
+	}
+	if (off + len > f->file_size)
+		f->file_size = off + len;
+	return 0;
+}
+
+int vio_truncate(struct vhdx_file *f, uint64_t size)
+{
+	int rc = step(f);
+	if (rc)
+		return rc;
+	if (ftruncate(f->fd, (off_t)size) != 0)
+		return hv_err(HV_EIO, "%s: cannot set file size to %llu: %s", f->path,
+			      (unsigned long long)size, strerror(errno));
+	f->file_size = size;
+	return 0;
+}
+
+int vio_sync(struct vhdx_file *f)
+{
+	int rc = step(f);
+	if (rc)
+		return rc;
+	if (f->flags & VHDX_OPEN_NOSYNC)
+		return 0;
+	if (fdatasync(f->fd) != 0)
+		return hv_err(HV_EIO, "%s: fdatasync failed: %s", f->path, strerror(errno));
+	return 0;
+}
+
+int vio_zero(struct vhdx_file *f, uint64_t off, uint64_t len)
+{
+	int rc = step(f);
+	if (rc)
+		return rc;
+	if (fallocate(f->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) == 0)
+		return 0;
+	static const uint8_t zeros[65536];
+	for (uint64_t o = 0; o < len; o += sizeof zeros) {
+		size_t n = len - o < sizeof zeros ? (size_t)(len - o) : sizeof zeros;
+		f->steps--; /* one logical step, however many pwrites it takes */
+		if ((rc = vio_pwrite(f, zeros, n, off + o)))
+			return rc;
+	}
+	return 0;
+}
