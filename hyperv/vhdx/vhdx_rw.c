@@ -410,8 +410,6 @@ int vhdx_close(struct vhdx_file *f)
 				rc = vhdx_header_write(f, &nh);
 		}
 	}
-	if (rc)
-		rc = hv_err(rc, "%s", hv_errmsg());
 	vhdx_free(f);
 	return rc;
 }

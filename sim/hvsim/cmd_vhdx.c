@@ -739,6 +739,11 @@ static int do_write(int argc, char **argv)
 	}
 	struct vhdx_open_opts oo = {.flags = VHDX_OPEN_RDWR, .has_seed = o.seed != NULL, .seed = seed,
 				    .crash_after_steps = -1};
+	/* Test hook: cut the write sequence after N steps (pwrite/ftruncate/fsync), as a power
+	 * loss would, leaving e.g. a pending log for replay tests. */
+	const char *cut = getenv("HVSIM_VHDX_CRASH_AFTER_STEPS");
+	if (cut && *cut)
+		oo.crash_after_steps = atol(cut);
 	struct vhdx_file *f;
 	if (vhdx_open_ex(o.pos[0], &oo, &f)) {
 		if (in >= 0)
