@@ -135,6 +135,11 @@ struct vhdx_file *vhdx_parent(const struct vhdx_file *f);
 enum vhdx_map_kind { VHDX_MAP_DATA = 1, VHDX_MAP_ZERO = 2 };
 typedef int (*vhdx_map_cb)(void *ctx, uint64_t off, uint64_t len, enum vhdx_map_kind kind);
 int vhdx_map(struct vhdx_file *f, vhdx_map_cb cb, void *ctx);
+/* VHDX_MAP_NONZERO: only the DATA ranges that may hold non-zero bytes — ZERO ranges and ranges
+ * the host file system stores as holes are left out. For copying a chain's content (export),
+ * not for telling what a child overrides. */
+#define VHDX_MAP_NONZERO 1u
+int vhdx_map_ex(struct vhdx_file *f, unsigned flags, vhdx_map_cb cb, void *ctx);
 /* State and file offset of payload block `block` (0-based, in virtual order). */
 int vhdx_block_state(struct vhdx_file *f, uint64_t block, unsigned *state, uint64_t *file_off);
 

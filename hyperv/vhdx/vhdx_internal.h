@@ -128,6 +128,9 @@ void vrep_note(struct vrep *r, const char *fmt, ...) __attribute__((format(print
  * towards the crash fault point. */
 int vio_pread(struct vhdx_file *f, void *buf, size_t len, uint64_t off);
 int vio_pwrite(struct vhdx_file *f, const void *buf, size_t len, uint64_t off);
+/* Calls cb for each part of [off, off+len) the file system stores as data (holes skipped). */
+int vio_data_extents(struct vhdx_file *f, uint64_t off, uint64_t len,
+		     int (*cb)(void *ctx, uint64_t off, uint64_t len), void *ctx);
 int vio_truncate(struct vhdx_file *f, uint64_t size);
 /* Makes [off, off+len) inside the file read as zeros (hole punch, else written zeros). */
 int vio_zero(struct vhdx_file *f, uint64_t off, uint64_t len);

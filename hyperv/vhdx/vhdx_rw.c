@@ -448,7 +448,28 @@ int vhdx_block_state(struct vhdx_file *f, uint64_t block, unsigned *state, uint6
 	return 0;
 }
 
-int vhdx_map(struct vhdx_file *f, vhdx_map_cb cb, void *ctx)
+struct split {
+	struct emitter *m;
+	uint64_t delta; /* virtual offset - file offset */
+};
+
+static int emit_split(void *ctx, uint64_t off, uint64_t len)
+{
+	struct split *sp = ctx;
+	return emit(sp->m, off + sp->delta, len, VHDX_MAP_DATA);
+}
+
+/* A data range of this file: whole, or (NONZERO) only the parts the file system stores. */
+static int emit_data(struct vhdx_file *f, struct emitter *m, unsigned flags, uint64_t voff,
+		     uint64_t foff, uint64_t len)
+{
+	if (!(flags & VHDX_MAP_NONZERO) || f->novl)
+		return emit(m, voff, len, VHDX_MAP_DATA);
+	struct split sp = {m, voff - foff};
+	return vio_data_extents(f, foff, len, emit_split, &sp);
+}
+
+int vhdx_map_ex(struct vhdx_file *f, unsigned flags, vhdx_map_cb cb, void *ctx)
 {
 	struct emitter m = {cb, ctx, 0, 0, VHDX_MAP_DATA};
 	uint64_t bs = f->info.block_size, vs = f->info.virtual_size, CR = f->chunk_ratio;
@@ -464,11 +485,12 @@ int vhdx_map(struct vhdx_file *f, vhdx_map_cb cb, void *ctx)
 			continue;
 		}
 		uint64_t e = vhdx_bat_get(f, idx), off = b * bs, len = vs - off < bs ? vs - off : bs;
+		uint64_t foff = e & VHDX_BAT_OFFSET_MASK;
 		switch (e & VHDX_BAT_STATE_MASK) {
 		case VHDX_BLOCK_NOT_PRESENT:
 			break;
 		case VHDX_BLOCK_FULLY_PRESENT:
-			rc = emit(&m, off, len, VHDX_MAP_DATA);
+			rc = emit_data(f, &m, flags, off, foff, len);
 			break;
 		case VHDX_BLOCK_PARTIALLY_PRESENT: {
 			size_t nb = f->sectors_per_block / 8;
@@ -485,13 +507,14 @@ int vhdx_map(struct vhdx_file *f, vhdx_map_cb cb, void *ctx)
 				while (t < ns && bit(bm, t) == v)
 					t++;
 				if (v)
-					rc = emit(&m, off + s * lss, (t - s) * lss, VHDX_MAP_DATA);
+					rc = emit_data(f, &m, flags, off + s * lss, foff + s * lss, (t - s) * lss);
 				s = t;
 			}
 			break;
 		}
 		default:
-			rc = emit(&m, off, len, VHDX_MAP_ZERO);
+			if (!(flags & VHDX_MAP_NONZERO))
+				rc = emit(&m, off, len, VHDX_MAP_ZERO);
 		}
 		b++;
 	}
@@ -500,3 +523,5 @@ int vhdx_map(struct vhdx_file *f, vhdx_map_cb cb, void *ctx)
 		rc = cb(ctx, m.off, m.len, m.kind);
 	return rc;
 }
+
+int vhdx_map(struct vhdx_file *f, vhdx_map_cb cb, void *ctx) { return vhdx_map_ex(f, 0, cb, ctx); }

@@ -411,10 +411,11 @@ static int do_export(int argc, char **argv)
 	struct vhdx_file *f;
 	if (vhdx_open(o.pos[0], VHDX_OPEN_RDONLY, &f))
 		return fail();
-	/* every range any layer of the chain defines; everything else reads as zeros */
+	/* every range where some layer of the chain may hold non-zero bytes; the rest reads as zeros
+	 * (a child's zero or hole over parent data is still read through the child, so it wins) */
 	struct ranges rs = {0};
 	for (struct vhdx_file *l = f; l && !rc; l = vhdx_parent(l))
-		rc = vhdx_map(l, add_range, &rs);
+		rc = vhdx_map_ex(l, VHDX_MAP_NONZERO, add_range, &rs);
 	qsort(rs.r, rs.n, sizeof *rs.r, cmp_range);
 	const char *dst = o.pos[1];
 	size_t n = strlen(dst) + 32;
@@ -443,10 +444,22 @@ static int do_export(int argc, char **argv)
 			size_t k = e - a < IO_CHUNK ? (size_t)(e - a) : IO_CHUNK;
 			if ((rc = vhdx_read(f, buf, a, k)))
 				break;
-			for (size_t j = 0; !rc && j < k; j += 65536) {
+			/* write maximal runs of non-zero 64 KiB pieces */
+			for (size_t j = 0; !rc && j < k;) {
 				size_t m = k - j < 65536 ? k - j : 65536;
-				if (!is_zero(buf + j, m))
-					rc = write_all(out, buf + j, m, a + j, dst);
+				if (is_zero(buf + j, m)) {
+					j += m;
+					continue;
+				}
+				size_t run = m;
+				while (j + run < k) {
+					size_t m2 = k - j - run < 65536 ? k - j - run : 65536;
+					if (is_zero(buf + j + run, m2))
+						break;
+					run += m2;
+				}
+				rc = write_all(out, buf + j, run, a + j, dst);
+				j += run;
 			}
 			a += k;
 		}
