@@ -43,20 +43,25 @@ const struct hv_guid VHDX_GUID_LOCATOR_TYPE_VHDX = G(0xb7, 0xef, 0x4a, 0xb0, 0x9
 
 /* ---- problem reporting ---------------------------------------------------------------------*/
 
+/* Formats one problem; in collect mode hands it to the callback and counts it. */
+static void vrep_emit(struct vrep *r, char *msg, size_t n, const char *fmt, va_list ap)
+{
+	vsnprintf(msg, n, fmt, ap);
+	if (r->collect) {
+		r->count++;
+		if (r->cb)
+			r->cb(r->ctx, msg);
+	}
+}
+
 int vrep_problem(struct vrep *r, int code, const char *fmt, ...)
 {
 	char msg[768];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
+	vrep_emit(r, msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	if (r->collect) {
-		r->count++;
-		if (r->cb)
-			r->cb(r->ctx, msg);
-		return 0;
-	}
-	return hv_err(code, "%s: %s", r->path, msg);
+	return r->collect ? 0 : hv_err(code, "%s: %s", r->path, msg);
 }
 
 void vrep_note(struct vrep *r, const char *fmt, ...)
@@ -66,11 +71,8 @@ void vrep_note(struct vrep *r, const char *fmt, ...)
 	char msg[768];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
+	vrep_emit(r, msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	r->count++;
-	if (r->cb)
-		r->cb(r->ctx, msg);
 }
 
 /* A problem after which nothing further can be validated: reported in both modes, always fails. */
@@ -81,13 +83,8 @@ static int vrep_fatal(struct vrep *r, int code, const char *fmt, ...)
 	char msg[768];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
+	vrep_emit(r, msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	if (r->collect) {
-		r->count++;
-		if (r->cb)
-			r->cb(r->ctx, msg);
-	}
 	return hv_err(code, "%s: %s", r->path, msg);
 }
 
@@ -772,7 +769,6 @@ static int scan_bat(struct vhdx_file *f, struct vrep *r)
 	struct mibmap m = {NULL, (f->file_size + VHDX_MIB - 1) / VHDX_MIB};
 	m.bits = calloc((m.n + 7) / 8 + 1, 1);
 	uint8_t *buf = malloc(VHDX_MIB);
-	uint8_t *partial_chunk_seen = NULL; /* per chunk: has a PARTIALLY_PRESENT block */
 	int rc = 0;
 	if (!f->bat_pages || !f->bat_dirty || !m.bits || !buf) {
 		rc = hv_err(HV_ENOMEM, "%s: out of memory", f->path);
@@ -908,7 +904,6 @@ static int scan_bat(struct vhdx_file *f, struct vrep *r)
 	f->info.bat_offset = f->bat_off;
 	f->info.bat_entries = f->bat_scanned;
 out:
-	free(partial_chunk_seen);
 	free(m.bits);
 	free(buf);
 	return rc;

@@ -673,6 +673,16 @@ static int do_map(int argc, char **argv)
 
 /* ---- read / write --------------------------------------------------------------------------*/
 
+/* Checked before the first byte moves, so a write that would run off the end writes nothing. */
+static int check_span(struct vhdx_file *f, const char *name, uint64_t off, uint64_t len)
+{
+	uint64_t vs = vhdx_get_info(f)->virtual_size;
+	if (off > vs || len > vs - off)
+		return hv_err(HV_EINVAL, "%s: range [%" PRIu64 ", +%" PRIu64 ") is outside the virtual disk (%" PRIu64 " bytes)",
+			      name, off, len, vs);
+	return 0;
+}
+
 static int do_read(int argc, char **argv)
 {
 	struct opts o;
@@ -698,9 +708,8 @@ static int do_read(int argc, char **argv)
 	uint8_t *buf = malloc(IO_CHUNK);
 	if (!buf)
 		rc = hv_err(HV_ENOMEM, "out of memory");
-	if (!rc && (off > vhdx_get_info(f)->virtual_size || len > vhdx_get_info(f)->virtual_size - off))
-		rc = hv_err(HV_EINVAL, "%s: range [%" PRIu64 ", +%" PRIu64 ") is outside the virtual disk (%" PRIu64 " bytes)",
-			    o.pos[0], off, len, vhdx_get_info(f)->virtual_size);
+	if (!rc)
+		rc = check_span(f, o.pos[0], off, len);
 	for (uint64_t d = 0; !rc && d < len;) {
 		size_t k = len - d < IO_CHUNK ? (size_t)(len - d) : IO_CHUNK;
 		if (!(rc = vhdx_read(f, buf, off + d, k))) {
@@ -774,9 +783,8 @@ static int do_write(int argc, char **argv)
 	uint8_t *buf = malloc(IO_CHUNK);
 	if (!buf)
 		rc = hv_err(HV_ENOMEM, "out of memory");
-	if (!rc && (off > vhdx_get_info(f)->virtual_size || len > vhdx_get_info(f)->virtual_size - off))
-		rc = hv_err(HV_EINVAL, "%s: range [%" PRIu64 ", +%" PRIu64 ") is outside the virtual disk (%" PRIu64 " bytes)",
-			    o.pos[0], off, len, vhdx_get_info(f)->virtual_size);
+	if (!rc)
+		rc = check_span(f, o.pos[0], off, len);
 	if (!rc && o.pattern)
 		memset(buf, (int)pat, IO_CHUNK);
 	for (uint64_t d = 0; !rc && d < len;) {
