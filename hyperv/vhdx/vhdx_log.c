@@ -344,6 +344,12 @@ int vhdx_log_commit(struct vhdx_file *f, const struct vhdx_log_write *w, size_t 
 	uint32_t k = cap_sectors - 1;
 	while (k > 0 && desc_sectors(k) + k > cap_sectors)
 		k--;
+	/* QEMU 7.2 cannot replay an entry with more than one descriptor sector (its
+	 * vhdx_log_read_sectors() reuses one buffer), so a pending entry of ours must fit 126
+	 * descriptors for QEMU to open the file. Each entry is applied before the next one is
+	 * written, so splitting costs one flush per entry, nothing in safety. */
+	if (k > 126)
+		k = 126;
 	if (k == 0)
 		return hv_err(HV_EUNSUPPORTED, "%s: log of %u bytes is too small to journal anything",
 			      f->path, f->hdr.log_length);
