@@ -43,10 +43,16 @@ struct vhdx_header {
 	uint64_t log_offset;
 };
 
-/* One replayed log write kept in memory for a read-only open: applied over every pread. */
+/* A read-only open keeps a replayed log in memory: the descriptors, in log order, are resolved
+ * once into sorted, non-overlapping segments (the latest write wins), looked up by binary search
+ * on every pread. */
 struct vhdx_overlay {
 	uint64_t off, len;
-	uint8_t *data; /* len bytes, or NULL for zeros */
+	const uint8_t *data; /* len bytes (inside a buffer of ovl_bufs), or NULL for zeros */
+};
+struct vhdx_overlay_op {
+	uint64_t off, len;
+	uint8_t *data; /* 4096 bytes, owned; NULL for a zero descriptor */
 };
 
 /* A sector-bitmap sector changed since the last flush, keyed by file offset (open addressing). */
@@ -94,8 +100,10 @@ struct vhdx_file {
 	struct vhdx_dirty_sector *dirty;
 	size_t ndirty, cap_dirty;
 
-	struct vhdx_overlay *ovl;
+	struct vhdx_overlay *ovl; /* segments, sorted by offset */
 	size_t novl;
+	struct vhdx_overlay_op *ovl_ops; /* descriptors in log order, until resolved */
+	size_t novl_ops, cap_ovl_ops;
 
 	/* size of the file as readers see it (covers an in-memory replay's LastFileOffset) */
 	uint64_t file_size;

@@ -68,7 +68,16 @@ int vio_pread(struct vhdx_file *f, void *buf, size_t len, uint64_t off)
 	}
 	if (done < len && (rc = pread_all(f, p + done, len - done, off + done)))
 		return rc;
-	for (size_t i = 0; i < f->novl; i++) {
+	/* first segment ending after off */
+	size_t lo_i = 0, hi_i = f->novl;
+	while (lo_i < hi_i) {
+		size_t mid = lo_i + (hi_i - lo_i) / 2;
+		if (f->ovl[mid].off + f->ovl[mid].len <= off)
+			lo_i = mid + 1;
+		else
+			hi_i = mid;
+	}
+	for (size_t i = lo_i; i < f->novl && f->ovl[i].off < off + len; i++) {
 		const struct vhdx_overlay *o = &f->ovl[i];
 		uint64_t lo = o->off > off ? o->off : off;
 		uint64_t hi = o->off + o->len < off + len ? o->off + o->len : off + len;

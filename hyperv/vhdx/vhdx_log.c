@@ -131,10 +131,14 @@ static int64_t chain_head(struct lentry *E, int64_t i)
 
 static int add_overlay(struct vhdx_file *f, uint64_t off, uint64_t len, const uint8_t *data)
 {
-	struct vhdx_overlay *n = realloc(f->ovl, (f->novl + 1) * sizeof *n);
-	if (!n)
-		return hv_err(HV_ENOMEM, "%s: out of memory", f->path);
-	f->ovl = n;
+	if (f->novl_ops == f->cap_ovl_ops) {
+		size_t nc = f->cap_ovl_ops ? f->cap_ovl_ops * 2 : 64;
+		struct vhdx_overlay_op *n = realloc(f->ovl_ops, nc * sizeof *n);
+		if (!n)
+			return hv_err(HV_ENOMEM, "%s: out of memory", f->path);
+		f->ovl_ops = n;
+		f->cap_ovl_ops = nc;
+	}
 	uint8_t *copy = NULL;
 	if (data) {
 		copy = malloc(len);
@@ -142,7 +146,98 @@ static int add_overlay(struct vhdx_file *f, uint64_t off, uint64_t len, const ui
 			return hv_err(HV_ENOMEM, "%s: out of memory", f->path);
 		memcpy(copy, data, len);
 	}
-	f->ovl[f->novl++] = (struct vhdx_overlay){off, len, copy};
+	f->ovl_ops[f->novl_ops++] = (struct vhdx_overlay_op){off, len, copy};
+	return 0;
+}
+
+struct ovl_event {
+	uint64_t pos;
+	size_t op;
+	bool start;
+};
+
+static int cmp_event(const void *a, const void *b)
+{
+	const struct ovl_event *x = a, *y = b;
+	return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+static void heap_push(size_t *h, size_t *n, size_t v)
+{
+	size_t i = (*n)++;
+	for (h[i] = v; i > 0 && h[(i - 1) / 2] < h[i]; i = (i - 1) / 2) {
+		size_t t = h[i];
+		h[i] = h[(i - 1) / 2];
+		h[(i - 1) / 2] = t;
+	}
+}
+
+static void heap_pop(size_t *h, size_t *n)
+{
+	h[0] = h[--*n];
+	for (size_t i = 0;;) {
+		size_t l = 2 * i + 1, r = l + 1, m = i;
+		if (l < *n && h[l] > h[m])
+			m = l;
+		if (r < *n && h[r] > h[m])
+			m = r;
+		if (m == i)
+			break;
+		size_t t = h[i];
+		h[i] = h[m];
+		h[m] = t;
+		i = m;
+	}
+}
+
+/* Sweep over the ops' start/end points with a max-heap of active ops (latest = highest index):
+ * O(N log N) for N descriptors, whatever their overlaps. */
+static int resolve_overlay(struct vhdx_file *f)
+{
+	size_t n = f->novl_ops;
+	struct ovl_event *ev = malloc((2 * n + 1) * sizeof *ev);
+	size_t *heap = malloc((n + 1) * sizeof *heap);
+	bool *ended = calloc(n + 1, 1);
+	f->ovl = malloc((2 * n + 1) * sizeof *f->ovl);
+	if (!ev || !heap || !ended || !f->ovl) {
+		free(ev);
+		free(heap);
+		free(ended);
+		return hv_err(HV_ENOMEM, "%s: out of memory", f->path);
+	}
+	for (size_t i = 0; i < n; i++) {
+		ev[2 * i] = (struct ovl_event){f->ovl_ops[i].off, i, true};
+		ev[2 * i + 1] = (struct ovl_event){f->ovl_ops[i].off + f->ovl_ops[i].len, i, false};
+	}
+	qsort(ev, 2 * n, sizeof *ev, cmp_event);
+	size_t nh = 0, prev_op = SIZE_MAX;
+	f->novl = 0;
+	for (size_t i = 0; i < 2 * n;) {
+		uint64_t p = ev[i].pos;
+		for (; i < 2 * n && ev[i].pos == p; i++) {
+			if (ev[i].start)
+				heap_push(heap, &nh, ev[i].op);
+			else
+				ended[ev[i].op] = true;
+		}
+		while (nh && ended[heap[0]])
+			heap_pop(heap, &nh);
+		if (!nh || i == 2 * n) {
+			prev_op = SIZE_MAX;
+			continue;
+		}
+		const struct vhdx_overlay_op *o = &f->ovl_ops[heap[0]];
+		uint64_t q = ev[i].pos;
+		struct vhdx_overlay *last = f->novl ? &f->ovl[f->novl - 1] : NULL;
+		if (last && prev_op == heap[0] && last->off + last->len == p)
+			last->len += q - p; /* the same op continues past an unrelated boundary */
+		else
+			f->ovl[f->novl++] = (struct vhdx_overlay){p, q - p, o->data ? o->data + (p - o->off) : NULL};
+		prev_op = heap[0];
+	}
+	free(ev);
+	free(heap);
+	free(ended);
 	return 0;
 }
 
@@ -270,6 +365,8 @@ int vhdx_log_replay(struct vhdx_file *f, struct vrep *r)
 		if ((rc = vhdx_header_write(f, &nh)))
 			goto out;
 	} else {
+		if ((rc = resolve_overlay(f)))
+			goto out;
 		f->file_size = limit;
 		f->info.log_replayed_in_memory = true;
 	}

@@ -278,10 +278,11 @@ static int parse_headers(struct vhdx_file *f, struct vrep *r)
 				  "no valid header: header 1 (offset 65536): %s; header 2 (offset "
 				  "131072): %s",
 				  why[0], why[1]);
+	/* one bad copy is what the two-slot update is for: readers use the other, check reports it */
 	for (int i = 0; i < 2; i++)
 		if (!ok[i])
-			TRY(vrep_problem(r, HV_ECORRUPT, "header %d (offset %u): %s (the other copy is used)",
-					 i + 1, i ? VHDX_HEADER2_OFF : VHDX_HEADER1_OFF, why[i]));
+			vrep_note(r, "header %d (offset %u): %s (the other copy is used)", i + 1,
+				  i ? VHDX_HEADER2_OFF : VHDX_HEADER1_OFF, why[i]);
 	int cur;
 	if (ok[0] && ok[1]) {
 		if (h[0].seq == h[1].seq) {
@@ -317,7 +318,7 @@ static int parse_headers(struct vhdx_file *f, struct vrep *r)
 		return vrep_fatal(r, HV_ECORRUPT,
 				  "header %d: LogLength %u is not a non-zero multiple of 1 MiB", cur + 1,
 				  c->log_length);
-	if (c->log_offset + c->log_length > f->file_size)
+	if (c->log_offset > f->file_size || c->log_length > f->file_size - c->log_offset)
 		return vrep_fatal(r, HV_ECORRUPT,
 				  "header %d: log (offset %llu, length %u) extends past end of file (%llu)",
 				  cur + 1, (unsigned long long)c->log_offset, c->log_length,
@@ -391,10 +392,9 @@ static int parse_region_tables(struct vhdx_file *f, struct vrep *r)
 		goto out;
 	}
 	for (int i = 0; i < 2; i++)
-		if (n[i] < 0 && (rc = vrep_problem(r, HV_ECORRUPT,
-						   "region table copy %d (offset %u): %s", i + 1,
-						   i ? VHDX_RT2_OFF : VHDX_RT1_OFF, why[i])))
-			goto out;
+		if (n[i] < 0)
+			vrep_note(r, "region table copy %d (offset %u): %s (the other copy is used)", i + 1,
+				  i ? VHDX_RT2_OFF : VHDX_RT1_OFF, why[i]);
 	if (n[0] >= 0 && n[1] >= 0 &&
 	    (n[0] != n[1] || memcmp(buf + 8, buf + VHDX_RT_SIZE + 8, VHDX_RT_SIZE - 8) != 0))
 		vrep_note(r, "region table copies 1 and 2 differ (copy 1 is used)");
@@ -405,10 +405,12 @@ static int parse_region_tables(struct vhdx_file *f, struct vrep *r)
 		char gs[HV_GUID_STRLEN + 1];
 		hv_guid_format(&t[i].guid, gs);
 		for (int j = 0; j < i; j++)
-			if (hv_guid_eq(&t[i].guid, &t[j].guid) &&
-			    (rc = vrep_problem(r, HV_ECORRUPT,
-					       "region table entry %d: region %s appears twice", i, gs)))
-				goto out;
+			if (hv_guid_eq(&t[i].guid, &t[j].guid)) {
+				if ((rc = vrep_problem(r, HV_ECORRUPT,
+						       "region table entry %d: region %s appears twice", i, gs)))
+					goto out;
+				break; /* once per entry, not once per pair */
+			}
 		if (t[i].off % VHDX_MIB || t[i].off < VHDX_MIB || t[i].len % VHDX_MIB || t[i].len == 0) {
 			rc = vrep_fatal(r, HV_ECORRUPT,
 					"region table entry %d (%s): FileOffset %llu / Length %u not 1 MiB "
@@ -416,7 +418,7 @@ static int parse_region_tables(struct vhdx_file *f, struct vrep *r)
 					i, gs, (unsigned long long)t[i].off, t[i].len);
 			goto out;
 		}
-		if (t[i].off + t[i].len > f->file_size) {
+		if (t[i].off > f->file_size || t[i].len > f->file_size - t[i].off) {
 			rc = vrep_fatal(r, HV_ECORRUPT,
 					"region table entry %d (%s): region (offset %llu, length %u) extends "
 					"past end of file (%llu)",
@@ -614,9 +616,12 @@ static int parse_metadata(struct vhdx_file *f, struct vrep *r)
 		if (it->flags & ~7u)
 			vrep_note(r, "metadata table entry %u (%s): reserved flag bits set (0x%x)", i, gs, it->flags);
 		for (uint32_t j = 0; j < i; j++)
-			if (hv_guid_eq(&items[j].id, &it->id) && (items[j].flags & 1) == (it->flags & 1) &&
-			    (rc = vrep_problem(r, HV_ECORRUPT, "metadata table entry %u: item %s appears twice", i, gs)))
-				goto out;
+			if (hv_guid_eq(&items[j].id, &it->id) && (items[j].flags & 1) == (it->flags & 1)) {
+				if ((rc = vrep_problem(r, HV_ECORRUPT,
+						       "metadata table entry %u: item %s appears twice", i, gs)))
+					goto out;
+				break; /* once per entry, not once per pair */
+			}
 		int k = -1;
 		for (int j = 0; !user && j < 6; j++)
 			if (hv_guid_eq(&it->id, known[j]))
@@ -810,7 +815,7 @@ static int scan_bat(struct vhdx_file *f, struct vrep *r)
 			if (idx % (CR + 1) == CR) { /* sector bitmap entry */
 				uint64_t chunk = idx / (CR + 1);
 				if (st == VHDX_SB_BLOCK_PRESENT && f->has_parent) {
-					if (off == 0 || off + VHDX_MIB > f->file_size) {
+					if (off == 0 || off > f->file_size || VHDX_MIB > f->file_size - off) {
 						if ((rc = vrep_problem(r, HV_ECORRUPT,
 								       "BAT entry %llu (sector bitmap of chunk %llu): offset %llu + 1 MiB is %s",
 								       (unsigned long long)idx, (unsigned long long)chunk,
@@ -873,7 +878,7 @@ static int scan_bat(struct vhdx_file *f, struct vrep *r)
 				present++;
 				/* the last block may be cut short by EOF (old QEMU wrote such files) */
 				uint64_t need_len = b == P - 1 ? f->info.virtual_size - b * bs : bs;
-				if (off == 0 || off + need_len > f->file_size) {
+				if (off == 0 || off > f->file_size || need_len > f->file_size - off) {
 					if ((rc = vrep_problem(r, HV_ECORRUPT,
 							       "BAT entry %llu (block %llu): %s (offset %llu + block size %llu > file size %llu)",
 							       (unsigned long long)idx, (unsigned long long)b,
@@ -1058,8 +1063,9 @@ void vhdx_free(struct vhdx_file *f)
 	for (size_t i = 0; i < f->cap_dirty; i++)
 		free(f->dirty[i].data);
 	free(f->dirty);
-	for (size_t i = 0; i < f->novl; i++)
-		free(f->ovl[i].data);
+	for (size_t i = 0; i < f->novl_ops; i++)
+		free(f->ovl_ops[i].data);
+	free(f->ovl_ops);
 	free(f->ovl);
 	for (uint32_t i = 0; i < f->nloc; i++) {
 		free(f->loc[i].key);
