@@ -1023,7 +1023,8 @@ static int open_parent(struct vhdx_file *f, const struct vhdx_open_opts *o, stru
 	if (rc) {
 		if (r->collect)
 			return vrep_fatal(r, rc, "parent: %s", hv_errmsg());
-		return rc;
+		/* name the file the user opened once; deeper levels keep the failing file's message */
+		return depth == 0 ? hv_err_prefix(rc, "%s: parent", f->path) : rc;
 	}
 	const char *l1 = loc_get(f, "parent_linkage"), *l2 = loc_get(f, "parent_linkage2");
 	struct hv_guid g1, g2;

@@ -424,7 +424,8 @@ static int do_export(int argc, char **argv)
 	struct ranges rs = {0};
 	for (struct vhdx_file *l = f; l && !rc; l = vhdx_parent(l))
 		rc = vhdx_map_ex(l, VHDX_MAP_NONZERO, add_range, &rs);
-	qsort(rs.r, rs.n, sizeof *rs.r, cmp_range);
+	if (rs.n)
+		qsort(rs.r, rs.n, sizeof *rs.r, cmp_range);
 	const char *dst = o.pos[1];
 	size_t n = strlen(dst) + 32;
 	char *tmp = malloc(n);
