@@ -12,6 +12,7 @@ PKGS=(
   libvhdi-dev libvhdi-utils python3-libvhdi   # oracle: libvhdi (tests only)
   clang libclang-rt-14-dev   # libFuzzer target (make test-fuzz)
   python3 python3-pytest     # test runner and drivers
+  openssl                    # make bench: fast deterministic data (AES-CTR keystream)
 )
 
 missing=()
