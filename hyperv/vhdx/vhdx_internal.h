@@ -107,6 +107,9 @@ struct vhdx_file {
 
 	/* size of the file as readers see it (covers an in-memory replay's LastFileOffset) */
 	uint64_t file_size;
+	/* end of the furthest block the BAT points at (a tolerated short last block may end past
+	 * EOF; new blocks go after it) */
+	uint64_t alloc_end;
 
 	/* writable session */
 	struct hv_rng rng;

@@ -72,18 +72,6 @@ static int read_entry(struct vhdx_file *f, uint32_t pos, struct lentry *e, uint8
 	e->dsec = desc_sectors(e->ndesc);
 	if ((uint64_t)e->dsec * LOG_SECTOR > e->len)
 		return 0;
-	/* checksum over the whole entry with the field zeroed, streamed */
-	uint32_t crc = HV_CRC32C_INIT;
-	for (uint32_t o = 0; o < e->len; o += VHDX_MIB) {
-		uint32_t n = e->len - o < VHDX_MIB ? e->len - o : VHDX_MIB;
-		if ((rc = vio_pread(f, buf, n, base + pos + o)))
-			return rc;
-		if (o == 0)
-			memset(buf + 4, 0, 4);
-		crc = hv_crc32c_update(crc, buf, n);
-	}
-	if (hv_crc32c_final(crc) != hv_le32(h + 4))
-		return 0;
 	uint32_t ndata = 0;
 	uint8_t d[DESC_SIZE], ds[LOG_SECTOR];
 	for (uint32_t i = 0; i < e->ndesc; i++) {
@@ -109,6 +97,21 @@ static int read_entry(struct vhdx_file *f, uint32_t pos, struct lentry *e, uint8
 		}
 	}
 	if ((uint64_t)(e->dsec + ndata) * LOG_SECTOR != e->len)
+		return 0;
+	/* The checksum last: the structure checks above read only sectors this entry owns, and no
+	 * sector of a structurally valid entry can start another entry ("desc"/"zero"/"data", never
+	 * "loge"), so the work over all start positions stays linear in the log length. */
+	/* checksum over the whole entry with the field zeroed, streamed */
+	uint32_t crc = HV_CRC32C_INIT;
+	for (uint32_t o = 0; o < e->len; o += VHDX_MIB) {
+		uint32_t n = e->len - o < VHDX_MIB ? e->len - o : VHDX_MIB;
+		if ((rc = vio_pread(f, buf, n, base + pos + o)))
+			return rc;
+		if (o == 0)
+			memset(buf + 4, 0, 4);
+		crc = hv_crc32c_update(crc, buf, n);
+	}
+	if (hv_crc32c_final(crc) != hv_le32(h + 4))
 		return 0;
 	e->valid = true;
 	return 0;
@@ -386,8 +389,24 @@ static int commit_one(struct vhdx_file *f, const struct vhdx_log_write *w, uint3
 	uint8_t *e = calloc(1, len);
 	if (!e)
 		return hv_err(HV_ENOMEM, "%s: out of memory", f->path);
-	if ((uint64_t)f->log_pos + len > L)
+	int rc;
+	if ((uint64_t)f->log_pos + len > L) {
+		/* Wrapping would overwrite older entries, possibly the newest one the header still
+		 * points at; a torn write there would leave no valid sequence. Everything written so
+		 * far is applied and flushed, so empty the log first and continue under a new
+		 * LogGuid. */
+		if (f->log_guid_set) {
+			struct vhdx_header nh = f->hdr;
+			memset(nh.log_guid.b, 0, 16);
+			if ((rc = vhdx_header_write(f, &nh))) {
+				free(e);
+				return rc;
+			}
+			f->log_guid_set = false;
+			f->session_log_guid = hv_rng_guid(&f->rng);
+		}
 		f->log_pos = 0;
+	}
 	uint64_t seq = ++f->log_seq;
 	uint64_t fsz = (f->file_size + VHDX_MIB - 1) / VHDX_MIB * VHDX_MIB;
 	memcpy(e, "loge", 4);
@@ -412,7 +431,7 @@ static int commit_one(struct vhdx_file *f, const struct vhdx_log_write *w, uint3
 		hv_put32(s + 4092, (uint32_t)seq);
 	}
 	hv_put32(e + 4, hv_crc32c(e, len));
-	int rc = vio_pwrite(f, e, len, f->hdr.log_offset + f->log_pos);
+	rc = vio_pwrite(f, e, len, f->hdr.log_offset + f->log_pos);
 	free(e);
 	if (rc || (rc = vio_sync(f)))
 		return rc;

@@ -752,6 +752,12 @@ static bool mib_mark(struct mibmap *m, uint64_t off, uint64_t len)
 	return overlap;
 }
 
+static void note_alloc(struct vhdx_file *f, uint64_t end)
+{
+	if (end > f->alloc_end)
+		f->alloc_end = end;
+}
+
 static int scan_bat(struct vhdx_file *f, struct vrep *r)
 {
 	uint64_t bs = f->info.block_size;
@@ -822,7 +828,7 @@ static int scan_bat(struct vhdx_file *f, struct vrep *r)
 								       (unsigned long long)off,
 								       off ? "past end of file" : "zero")))
 							goto out;
-					} else if (mib_mark(&m, off, VHDX_MIB) &&
+					} else if (note_alloc(f, off + VHDX_MIB), mib_mark(&m, off, VHDX_MIB) &&
 						   (rc = vrep_problem(r, HV_ECORRUPT,
 								      "BAT entry %llu (sector bitmap of chunk %llu): block at offset %llu overlaps another structure or block",
 								      (unsigned long long)idx, (unsigned long long)chunk,
@@ -886,7 +892,7 @@ static int scan_bat(struct vhdx_file *f, struct vrep *r)
 							       (unsigned long long)off, (unsigned long long)bs,
 							       (unsigned long long)f->file_size)))
 						goto out;
-				} else if (mib_mark(&m, off, bs) &&
+				} else if (note_alloc(f, off + bs), mib_mark(&m, off, bs) &&
 					   (rc = vrep_problem(r, HV_ECORRUPT,
 							      "BAT entry %llu (block %llu): block at offset %llu overlaps another structure or block",
 							      (unsigned long long)idx, (unsigned long long)b,
@@ -1133,7 +1139,15 @@ int vhdx_open_internal(const char *path, const struct vhdx_open_opts *o, struct 
 	if (f->writable) {
 		uint64_t h = hv_hash64(f->hdr.file_write_guid.b, 16, 0xcbf29ce484222325ull);
 		h = hv_hash64(&f->hdr.seq, sizeof f->hdr.seq, h);
-		f->rng = hv_rng_stream(o->has_seed ? o->seed : h, "vhdx.session");
+		/* the header state is always mixed in: two sessions with the same seed must still draw
+		 * new GUIDs, or a parent's DataWriteGuid would not change and stale log entries would
+		 * carry the current LogGuid */
+		f->rng = hv_rng_stream(o->has_seed ? o->seed ^ h : h, "vhdx.session");
+		if (f->hdr.seq >= UINT64_MAX - 1024) {
+			rc = hv_err(HV_EUNSUPPORTED, "%s: header SequenceNumber %llu is too close to its limit to update",
+				    path, (unsigned long long)f->hdr.seq);
+			goto fail;
+		}
 	}
 	if (!hv_guid_is_zero(&f->hdr.log_guid) && (rc = vhdx_log_replay(f, r)))
 		goto fail;

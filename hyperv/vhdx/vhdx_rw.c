@@ -236,7 +236,8 @@ int vhdx_read(struct vhdx_file *f, void *buf, uint64_t off, size_t len)
 /* Appends `len` zero bytes at the 1 MiB-aligned end of file; returns their offset. */
 static int append_space(struct vhdx_file *f, uint64_t len, uint64_t *off)
 {
-	uint64_t at = (f->file_size + VHDX_MIB - 1) / VHDX_MIB * VHDX_MIB;
+	uint64_t end = f->file_size > f->alloc_end ? f->file_size : f->alloc_end;
+	uint64_t at = (end + VHDX_MIB - 1) / VHDX_MIB * VHDX_MIB;
 	if (at + len > VHDX_MAX_FILE_SIZE)
 		return hv_err(HV_EINVAL, "%s: file would grow past %llu bytes", f->path,
 			      (unsigned long long)VHDX_MAX_FILE_SIZE);
@@ -244,6 +245,7 @@ static int append_space(struct vhdx_file *f, uint64_t len, uint64_t *off)
 	if (rc)
 		return rc;
 	*off = at;
+	f->alloc_end = at + len;
 	return 0;
 }
 

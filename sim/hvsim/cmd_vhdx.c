@@ -38,8 +38,9 @@ static const char *const USAGE =
 	"  read FILE --offset N --length N [--to OUT]     Bytes to OUT or stdout.\n"
 	"  write FILE --offset N (--pattern BYTE --length N | --from IN)\n"
 	"\n"
-	"SIZE and N accept plain bytes or KiB/MiB/GiB/TiB suffixes. --seed makes every GUID the\n"
-	"command creates reproducible (default 0 for create/import; writes derive from the file).\n"
+	"SIZE and N accept plain bytes or KiB/MiB/GiB/TiB suffixes. Every GUID a command creates comes\n"
+	"from --seed (default for create/import: derived from the new file's name; writes mix in the\n"
+	"file's current header), so the same commands give byte-identical files.\n"
 	"import and export flush their output before putting it in place; --no-sync skips the flush\n"
 	"(faster, like qemu-img's default; after a power loss the output may be incomplete).\n";
 
@@ -173,6 +174,17 @@ static int create_opts(const char *cmd, const struct opts *o, struct vhdx_create
 	return 0;
 }
 
+/* Without --seed, GUIDs derive from the new file's name: still reproducible, but two disks made
+ * side by side do not share a Virtual Disk ID or DataWriteGuid. */
+static void default_seed(const struct opts *o, struct vhdx_create_opts *c, const char *file)
+{
+	if (o->seed)
+		return;
+	const char *base = strrchr(file, '/');
+	base = base ? base + 1 : file;
+	c->seed = hv_hash64(base, strlen(base), 0xcbf29ce484222325ull);
+}
+
 /* ---- create --------------------------------------------------------------------------------*/
 
 static int do_create(int argc, char **argv)
@@ -183,6 +195,7 @@ static int do_create(int argc, char **argv)
 		       "--size --type --block-size --sector-size --physical-sector-size --parent --seed ");
 	if (rc || (rc = need_pos("create", &o, 1, "FILE")) || (rc = create_opts("create", &o, &c)))
 		return rc;
+	default_seed(&o, &c, o.pos[0]);
 	if (o.parent) {
 		if (o.type) {
 			fprintf(stderr, "hvsim: vhdx create: --type does not apply to a differencing disk (--parent)\n");
@@ -302,6 +315,7 @@ static int do_import(int argc, char **argv)
 	int rc = parse(argc, argv, &o, "--type --block-size --sector-size --physical-sector-size --seed --no-sync ");
 	if (rc || (rc = need_pos("import", &o, 2, "RAW FILE")) || (rc = create_opts("import", &o, &c)))
 		return rc;
+	default_seed(&o, &c, o.pos[1]);
 	const char *raw = o.pos[0], *dst = o.pos[1];
 	int in = open(raw, O_RDONLY);
 	if (in < 0) {
@@ -435,6 +449,16 @@ static int do_export(int argc, char **argv)
 		rc = hv_err(HV_ENOMEM, "out of memory");
 		goto done;
 	}
+	struct stat ds;
+	if (stat(dst, &ds) == 0)
+		for (struct vhdx_file *l = f; l; l = vhdx_parent(l)) {
+			struct stat ls;
+			if (stat(vhdx_path(l), &ls) == 0 && ls.st_dev == ds.st_dev && ls.st_ino == ds.st_ino) {
+				rc = hv_err(HV_EINVAL, "%s: is %s, a disk being exported; choose another output",
+					    dst, l == f ? "the input" : "a parent of the input");
+				goto done;
+			}
+		}
 	snprintf(tmp, n, "%s.hvsim-export", dst);
 	out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	if (out < 0) {
@@ -701,16 +725,33 @@ static int do_read(int argc, char **argv)
 	if (vhdx_open(o.pos[0], VHDX_OPEN_RDONLY, &f))
 		return fail();
 	int out = 1;
-	if (o.to && (out = open(o.to, O_WRONLY | O_CREAT | O_TRUNC, 0644)) < 0) {
-		hv_err(HV_EIO, "%s: cannot create: %s", o.to, strerror(errno));
+	char tmp[4096] = "";
+	if ((rc = check_span(f, o.pos[0], off, len))) {
 		vhdx_close(f);
 		return fail();
+	}
+	if (o.to) {
+		/* through a temporary name: a failed read never clobbers OUT, and OUT may not be
+		 * one of the disks being read */
+		struct stat ds;
+		for (struct vhdx_file *l = f; l && stat(o.to, &ds) == 0; l = vhdx_parent(l)) {
+			struct stat ls;
+			if (stat(vhdx_path(l), &ls) == 0 && ls.st_dev == ds.st_dev && ls.st_ino == ds.st_ino) {
+				hv_err(HV_EINVAL, "%s: is a disk being read; choose another output", o.to);
+				vhdx_close(f);
+				return fail();
+			}
+		}
+		snprintf(tmp, sizeof tmp, "%s.hvsim-read", o.to);
+		if ((out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644)) < 0) {
+			hv_err(HV_EIO, "%s: cannot create: %s", tmp, strerror(errno));
+			vhdx_close(f);
+			return fail();
+		}
 	}
 	uint8_t *buf = malloc(IO_CHUNK);
 	if (!buf)
 		rc = hv_err(HV_ENOMEM, "out of memory");
-	if (!rc)
-		rc = check_span(f, o.pos[0], off, len);
 	for (uint64_t d = 0; !rc && d < len;) {
 		size_t k = len - d < IO_CHUNK ? (size_t)(len - d) : IO_CHUNK;
 		if (!(rc = vhdx_read(f, buf, off + d, k))) {
@@ -728,8 +769,13 @@ static int do_read(int argc, char **argv)
 		d += k;
 	}
 	free(buf);
-	if (o.to)
+	if (o.to) {
 		close(out);
+		if (!rc)
+			rc = publish(tmp, o.to, true);
+		else
+			unlink(tmp);
+	}
 	vhdx_close(f);
 	return rc ? fail() : 0;
 }
@@ -804,8 +850,14 @@ static int do_write(int argc, char **argv)
 	free(buf);
 	if (in >= 0)
 		close(in);
-	int rc2 = vhdx_close(f);
-	return (rc || rc2) ? fail() : 0;
+	if (rc) {
+		char first[1024];
+		snprintf(first, sizeof first, "%s", hv_errmsg());
+		vhdx_close(f);
+		fprintf(stderr, "hvsim: %s\n", first);
+		return 1;
+	}
+	return vhdx_close(f) ? fail() : 0;
 }
 
 int cmd_vhdx(int argc, char **argv)

@@ -499,6 +499,52 @@ static void test_large_commit_split_into_short_log_entries(void **state)
 	vhdx_close(f);
 }
 
+/* Two writable sessions with the same seed still draw new GUIDs: a parent written again after a
+ * child was taken must be detected, whatever seed the writer used. */
+static void test_same_seed_sessions_still_change_data_write_guid(void **state)
+{
+	(void)state;
+	const char *b = path("ss.vhdx"), *c = path("ssc.avhdx");
+	make(b, VHDX_TYPE_DYNAMIC, 8 * MIB, MIB, 512, NULL, 80);
+	struct vhdx_open_opts o = {.flags = VHDX_OPEN_RDWR, .has_seed = true, .seed = 7, .crash_after_steps = -1};
+	struct vhdx_file *f;
+	assert_int_equal(vhdx_open_ex(b, &o, &f), 0);
+	wr(f, NULL, 0, 512, 81);
+	struct hv_guid first = vhdx_get_info(f)->data_write_guid;
+	vhdx_close(f);
+	make(c, VHDX_TYPE_DIFFERENCING, 0, 0, 0, b, 82);
+	assert_int_equal(vhdx_open_ex(b, &o, &f), 0);
+	wr(f, NULL, 0, 512, 83);
+	assert_false(hv_guid_eq(&first, &vhdx_get_info(f)->data_write_guid));
+	vhdx_close(f);
+	assert_int_equal(vhdx_open(c, VHDX_OPEN_RDONLY, &f), HV_EMISMATCH);
+}
+
+/* A last block cut short by EOF is tolerated on open; a new block must go after its full extent,
+ * not inside it. */
+static void test_append_after_short_last_block(void **state)
+{
+	(void)state;
+	const char *p = path("short.vhdx");
+	uint64_t size = 33 * MIB;
+	make(p, VHDX_TYPE_DYNAMIC, size, 32 * MIB, 512, NULL, 90);
+	uint8_t *model = calloc(1, size);
+	struct vhdx_file *f = op(p, VHDX_OPEN_RDWR);
+	wr(f, model, 32 * MIB, MIB, 91);
+	vhdx_close(f);
+	struct stat st;
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(truncate(p, st.st_size - 31 * MIB), 0);
+	f = op(p, VHDX_OPEN_RDWR);
+	wr(f, model, 0, 4096, 92);
+	vhdx_close(f);
+	assert_int_equal(vhdx_check(p, NULL, NULL), 0);
+	f = op(p, VHDX_OPEN_RDONLY);
+	expect_content(f, model, size, "after append");
+	vhdx_close(f);
+	free(model);
+}
+
 /* ---- determinism -------------------------------------------------------------------------*/
 
 static void build_det(const char *p, const char *child, uint64_t seed)
@@ -574,6 +620,8 @@ int main(void)
 		cmocka_unit_test(test_crash_at_every_step_dynamic),
 		cmocka_unit_test(test_crash_at_every_step_differencing),
 		cmocka_unit_test(test_large_commit_split_into_short_log_entries),
+		cmocka_unit_test(test_same_seed_sessions_still_change_data_write_guid),
+		cmocka_unit_test(test_append_after_short_last_block),
 		cmocka_unit_test(test_same_seed_same_bytes),
 		cmocka_unit_test(test_bad_requests_fail_clearly),
 	};
