@@ -19,6 +19,27 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+# CRC-32C (Castagnoli), written from the spec's definition, independent of hvsim's ISA-L use.
+_CRC_TABLE = []
+for _i in range(256):
+    _c = _i
+    for _ in range(8):
+        _c = (_c >> 1) ^ 0x82F63B78 if _c & 1 else _c >> 1
+    _CRC_TABLE.append(_c)
+
+
+def crc32c(data, crc=0):
+    """CRC-32C of data; pass a previous result as crc to continue it."""
+    c = crc ^ 0xFFFFFFFF
+    t = _CRC_TABLE
+    for b in data:
+        c = t[(c ^ b) & 0xFF] ^ (c >> 8)
+    return c ^ 0xFFFFFFFF
+
+
+assert crc32c(b"123456789") == 0xE3069283
+
+
 @pytest.fixture(scope="session")
 def hvsim():
     path = os.environ.get("HVSIM") or os.path.join(ROOT, "build", "bin", "hvsim")

@@ -27,6 +27,7 @@ import shutil
 import signal
 import struct
 import subprocess
+import importlib.util
 import tempfile
 import time
 import uuid
@@ -54,28 +55,18 @@ TiB = 1024 * GiB
 
 # ---- CRC-32C ----------------------------------------------------------------------------------
 
-_CRC_TABLE = []
-for _i in range(256):
-    _c = _i
-    for _ in range(8):
-        _c = (_c >> 1) ^ 0x82F63B78 if _c & 1 else _c >> 1
-    _CRC_TABLE.append(_c)
-
-
-def crc32c(data, crc=0):
-    c = crc ^ 0xFFFFFFFF
-    t = _CRC_TABLE
-    for b in data:
-        c = t[(c ^ b) & 0xFF] ^ (c >> 8)
-    return c ^ 0xFFFFFFFF
+# the helpers of this directory's conftest.py, loaded under a private name (as test_qemu.py does)
+_spec = importlib.util.spec_from_file_location(
+    "_vhdx_conftest_helpers_corrupt", os.path.join(os.path.dirname(os.path.abspath(__file__)), "conftest.py"))
+_helpers = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_helpers)
+crc32c = _helpers.crc32c
 
 
 def crc32c_zero_field(buf):
     """CRC-32C of buf with its bytes 4..8 (the checksum field) taken as zero."""
     return crc32c(bytes(buf[:4]) + b"\0\0\0\0" + bytes(buf[8:]))
 
-
-assert crc32c(b"123456789") == 0xE3069283
 
 # ---- on-disk constants ------------------------------------------------------------------------
 

@@ -149,25 +149,7 @@ def hv_write(hvsim, vhdx, off, data, tmp_path, model=None, env=None, ok=(0,)):
 # --------------------------------------------------------------------------------------------
 # independent MS-VHDX structures (written from the specification, not from hvsim or QEMU)
 
-def _crc32c_table():
-    t = []
-    for i in range(256):
-        c = i
-        for _ in range(8):
-            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-        t.append(c)
-    return t
-
-
-_CRC_T = _crc32c_table()
-
-
-def crc32c(data):
-    c = 0xFFFFFFFF
-    t = _CRC_T
-    for b in data:
-        c = t[(c ^ b) & 0xFF] ^ (c >> 8)
-    return c ^ 0xFFFFFFFF
+crc32c = _helpers.crc32c
 
 
 assert crc32c(b"123456789") == 0xE3069283
