@@ -344,9 +344,6 @@ int vhdx_log_replay(struct vhdx_file *f, struct vrep *r)
 				  (unsigned long long)H->flushed);
 		goto out;
 	}
-	if (r->collect && !f->writable) {
-		/* check mode: the replay is what a reader sees; not a problem in itself */
-	}
 	uint64_t limit = f->file_size > H->last ? f->file_size : H->last;
 	if (f->writable && (rc = vhdx_begin_session(f, false)))
 		goto out;
