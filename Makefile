@@ -14,20 +14,24 @@ ifeq ($(SAN),1)
 CFLAGS_BASE += -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 LDFLAGS_SAN := -fsanitize=address,undefined
 endif
-CFLAGS := $(CFLAGS_BASE) $(EXTRA_CFLAGS)
-LDLIBS := -lisal
+XML_CFLAGS = $(shell pkg-config --cflags libxml-2.0 2>/dev/null || echo -I/usr/include/libxml2)
+CFLAGS = $(CFLAGS_BASE) $(XML_CFLAGS) $(EXTRA_CFLAGS)
+LDLIBS := -lisal -lsqlite3 -lxml2 -lm
 
 LIBVHDI_CFLAGS = $(shell pkg-config --cflags libvhdi 2>/dev/null)
 LIBVHDI_LIBS = $(shell pkg-config --libs libvhdi 2>/dev/null || echo -lvhdi)
 
 # ---- sources -------------------------------------------------------------------------------
-HYPERV_SRC := $(wildcard hyperv/base/*.c) $(wildcard hyperv/vhdx/*.c)
+HYPERV_SRC := $(wildcard hyperv/base/*.c) $(wildcard hyperv/vhdx/*.c) $(wildcard hyperv/cim/*.c)
+# every sim/<module>/*.c except the CLI goes into libsim.a (sim/ never links engine/)
+SIM_SRC := $(filter-out sim/hvsim/%,$(wildcard sim/*/*.c))
 HVSIM_SRC := $(wildcard sim/hvsim/*.c)
-UNIT_TESTS := $(wildcard hyperv/*/tests/test_*.c)
+UNIT_TESTS := $(wildcard hyperv/*/tests/test_*.c) $(wildcard sim/*/tests/test_*.c)
 CONF_TESTS := $(wildcard conformance/*/test_*.c)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 HYPERV_LIB := $(BUILD)/lib/libhyperv.a
+SIM_LIB := $(BUILD)/lib/libsim.a
 HVSIM := $(BUILD)/bin/hvsim
 UNIT_BINS := $(patsubst %.c,$(BUILD)/tests/%,$(notdir $(UNIT_TESTS)))
 CONF_BINS := $(patsubst %.c,$(BUILD)/tests/conf_%,$(notdir $(CONF_TESTS)))
@@ -49,13 +53,18 @@ $(HYPERV_LIB): $(call obj,$(HYPERV_SRC))
 	@rm -f $@
 	ar rcs $@ $^
 
-$(HVSIM): $(call obj,$(HVSIM_SRC)) $(HYPERV_LIB)
+$(SIM_LIB): $(call obj,$(SIM_SRC))
+	@mkdir -p $(dir $@)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(HVSIM): $(call obj,$(HVSIM_SRC)) $(SIM_LIB) $(HYPERV_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS)
 
-# unit tests: hyperv/<module>/tests/test_<module>.c -> $(BUILD)/tests/test_<module>
+# unit tests: {hyperv,sim}/<module>/tests/test_<module>.c -> $(BUILD)/tests/test_<module>
 define unit_rule
-$(BUILD)/tests/$(basename $(notdir $(1))): $(call obj,$(1)) $(HYPERV_LIB)
+$(BUILD)/tests/$(basename $(notdir $(1))): $(call obj,$(1)) $(SIM_LIB) $(HYPERV_LIB)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(LDFLAGS_SAN) -o $$@ $$^ -lcmocka $$(LDLIBS)
 endef

@@ -8,6 +8,9 @@ PKGS=(
   build-essential pkg-config time
   libcmocka-dev     # unit tests
   libisal-dev       # CRC-32C (ISA-L)
+  libsqlite3-dev sqlite3   # host.db, catalogs (sqlite3 CLI: tests read host.db independently)
+  libxml2-dev       # CIM-XML embedded instances
+  libxxhash-dev     # ground-truth block hashes (XXH3-128)
   qemu-utils        # oracle: qemu-img, qemu-io
   libvhdi-dev libvhdi-utils python3-libvhdi   # oracle: libvhdi (tests only)
   clang libclang-rt-14-dev   # libFuzzer target (make test-fuzz)
