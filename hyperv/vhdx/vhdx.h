@@ -52,6 +52,13 @@ struct vhdx_create_opts {
 	uint32_t logical_sector;  /* 0 = 512 (differencing: the parent's) */
 	uint32_t physical_sector; /* 0 = 4096 (differencing: the parent's) */
 	const char *parent_path;  /* differencing only */
+	/* differencing only, optional: the parent's Windows path ("C:\\dir\\p.vhdx") to record in
+	 * volume_path / absolute_win32_path instead of the POSIX location, so a file's bytes do not
+	 * depend on where its folder sits (the simulated host uses this; relative_path still wins). */
+	const char *parent_win_path;
+	/* fixed/dynamic only, optional: keep this Virtual Disk ID instead of drawing one (a resized
+	 * or rebuilt disk keeps its identity). Differencing disks always take the parent's. */
+	const struct hv_guid *disk_id;
 	uint64_t seed;            /* all GUIDs of the new file come from this */
 };
 

@@ -278,8 +278,8 @@ out:
 	return rc;
 }
 
-static int parent_locator(const char *child, const char *parent, struct vhdx_file *pf,
-			  struct hv_rng *rng, struct newfile *nf)
+static int parent_locator(const char *child, const char *parent, const char *win_path,
+			  struct vhdx_file *pf, struct hv_rng *rng, struct newfile *nf)
 {
 	char pabs[PATH_MAX], cdir[PATH_MAX];
 	if (!realpath(parent, pabs))
@@ -299,8 +299,15 @@ static int parent_locator(const char *child, const char *parent, struct vhdx_fil
 	hv_guid_format(&vg, volguid);
 	snprintf(volprefix, sizeof volprefix, "\\\\?\\Volume%s", volguid);
 	char *rel = relative_win(cdir, pabs);
-	char *vol = posix_to_win(volprefix, pabs);
-	char *abs = posix_to_win("\\\\?\\C:", pabs);
+	char *vol, *abs;
+	if (win_path && strlen(win_path) > 2 && win_path[1] == ':') {
+		/* "C:\x\y" -> "\\?\C:\x\y" and "\\?\Volume{g}\x\y" */
+		vol = posix_to_win(volprefix, win_path + 2);
+		abs = posix_to_win("\\\\?\\", win_path);
+	} else {
+		vol = posix_to_win(volprefix, pabs);
+		abs = posix_to_win("\\\\?\\C:", pabs);
+	}
 	int rc = 0;
 	if (!rel || !vol || !abs) {
 		rc = hv_err(HV_ENOMEM, "out of memory");
@@ -357,13 +364,15 @@ int vhdx_create(const char *path, const struct vhdx_create_opts *o)
 		if (o->physical_sector)
 			nf.pss = o->physical_sector;
 		nf.disk_id = pf->info.disk_id;
-		if ((rc = parent_locator(path, o->parent_path, pf, &rng, &nf)))
+		if ((rc = parent_locator(path, o->parent_path, o->parent_win_path, pf, &rng, &nf)))
 			goto out;
 	} else {
 		nf.vsize = o->virtual_size;
 		nf.lss = o->logical_sector ? o->logical_sector : 512;
 		nf.pss = o->physical_sector ? o->physical_sector : 4096;
 		nf.disk_id = hv_rng_guid(&rng);
+		if (o->disk_id)
+			nf.disk_id = *o->disk_id;
 	}
 	if ((nf.lss != 512 && nf.lss != 4096) || (nf.pss != 512 && nf.pss != 4096)) {
 		rc = hv_err(HV_EINVAL, "%s: sector sizes must be 512 or 4096 (logical %u, physical %u)", path,
