@@ -16,7 +16,7 @@ LDFLAGS_SAN := -fsanitize=address,undefined
 endif
 XML_CFLAGS = $(shell pkg-config --cflags libxml-2.0 2>/dev/null || echo -I/usr/include/libxml2)
 CFLAGS = $(CFLAGS_BASE) $(XML_CFLAGS) $(EXTRA_CFLAGS)
-LDLIBS := -lisal -lsqlite3 -lxml2 -lm
+LDLIBS := -lisal -lsqlite3 -lxml2 -lxxhash -lm
 
 LIBVHDI_CFLAGS = $(shell pkg-config --cflags libvhdi 2>/dev/null)
 LIBVHDI_LIBS = $(shell pkg-config --libs libvhdi 2>/dev/null || echo -lvhdi)
@@ -63,8 +63,9 @@ $(HVSIM): $(call obj,$(HVSIM_SRC)) $(SIM_LIB) $(HYPERV_LIB)
 	$(CC) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS)
 
 # unit tests: {hyperv,sim}/<module>/tests/test_<module>.c -> $(BUILD)/tests/test_<module>
+# (hyperv/ tests link only libhyperv.a; sim/ tests also libsim.a)
 define unit_rule
-$(BUILD)/tests/$(basename $(notdir $(1))): $(call obj,$(1)) $(SIM_LIB) $(HYPERV_LIB)
+$(BUILD)/tests/$(basename $(notdir $(1))): $(call obj,$(1)) $(if $(filter sim/%,$(1)),$(SIM_LIB)) $(HYPERV_LIB)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(LDFLAGS_SAN) -o $$@ $$^ -lcmocka $$(LDLIBS)
 endef
