@@ -109,6 +109,7 @@ demo: deps
 bench: deps
 	@$(MAKE) --no-print-directory all
 	@bash ci/bench-vhdx.sh $(BUILD)
+	@bash ci/bench-host.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD)
