@@ -572,6 +572,141 @@ static void test_determinism(void **s)
 	free(b);
 }
 
+/* Property: over random workloads, random checkpoints/reference points (each a seal) and random
+ * host crashes, the changes since any earlier id, seen from the live disk after a final seal,
+ * cover every block the ground truth says was written — exactly, when no crash happened in
+ * between. After a reset every older id fails with 0xC03A0030. */
+struct seal {
+	int64_t disk, point;
+	char id[64];
+	int crashes; /* host crashes before this seal */
+	int resets;
+};
+
+static int collect_seals(struct host *h, struct seal *v, int max, int crashes, int resets, int n)
+{
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_prepare_v2(host_db(h),
+					    "SELECT disk_id, truth_point, rct_id FROM refpoint_disk JOIN refpoint ON id=rp_id"
+					    " UNION SELECT disk_id, truth_point, rct_id FROM snapshot_disk JOIN snapshot ON"
+					    " id=snapshot_id ORDER BY 2, 1", -1, &st, NULL), SQLITE_OK);
+	while (sqlite3_step(st) == SQLITE_ROW && n < max) {
+		int64_t disk = sqlite3_column_int64(st, 0), point = sqlite3_column_int64(st, 1);
+		bool seen = false;
+		for (int i = 0; i < n; i++)
+			seen |= v[i].disk == disk && v[i].point == point;
+		if (seen || !*(const char *)sqlite3_column_text(st, 2))
+			continue;
+		v[n].disk = disk;
+		v[n].point = point;
+		snprintf(v[n].id, sizeof v[n].id, "%s", (const char *)sqlite3_column_text(st, 2));
+		v[n].crashes = crashes;
+		v[n].resets = resets;
+		n++;
+	}
+	sqlite3_finalize(st);
+	return n;
+}
+
+static void test_rct_property(void **s)
+{
+	(void)s;
+	static const uint32_t grans[] = {4096, 16384, 65536};
+	int checked_exact = 0, checked_superset = 0, checked_reset = 0;
+	for (uint64_t round = 0; round < 24; round++) {
+		struct hv_rng rng = hv_rng_stream(round, "test.rct.property");
+		uint32_t G = grans[hv_rng_next(&rng) % 3];
+		char name[32];
+		snprintf(name, sizeof name, "prop%llu", (unsigned long long)round);
+		struct host *h = new_host(name, round, G);
+		int ndisks = 1 + (int)(hv_rng_next(&rng) % 2);
+		struct host_disk_spec d[2];
+		host_disk_spec_parse("12MiB", &d[0]);
+		host_disk_spec_parse("6MiB,sector=4096,block=1MiB", &d[1]);
+		int64_t vm;
+		assert_int_equal(host_vm_create(h, "p", d, (size_t)ndisks, &vm), 0);
+		struct seal seals[256];
+		int nseals = 0, crashes = 0, resets = 0;
+		int64_t open_snap = -1;
+		for (int step = 0; step < 14; step++) {
+			uint64_t a = hv_rng_next(&rng) % 100;
+			if (a < 45) {
+				struct wl_params p;
+				wl_params_init(&p, (enum wl_pattern)(hv_rng_next(&rng) % 5), 1,
+					       (1 + hv_rng_next(&rng) % 24) * 65536, hv_rng_next(&rng));
+				if (p.pattern == WL_OVERWRITE && hv_rng_next(&rng) % 2)
+					p.pattern = WL_RANDOM;
+				p.io_max = 256 * 1024;
+				assert_int_equal(host_vm_write(h, vm, -1, &p, NULL), 0);
+			} else if (a < 60) {
+				int64_t rp;
+				assert_int_equal(host_refpoint_create(h, vm, 2, &rp), 0);
+			} else if (a < 75 && open_snap < 0) {
+				assert_int_equal(host_snapshot_create(h, vm, HOST_SNAPSHOT_RECOVERY, 2, NULL, &open_snap), 0);
+			} else if (a < 85 && open_snap >= 0) {
+				int64_t rp;
+				if (hv_rng_next(&rng) % 2)
+					assert_int_equal(host_refpoint_convert(h, open_snap, 2, &rp), 0);
+				else
+					assert_int_equal(host_snapshot_destroy(h, open_snap), 0);
+				open_snap = -1;
+			} else if (a < 93) {
+				assert_int_equal(host_fault_crash(h), 0);
+				crashes++;
+			} else {
+				assert_int_equal(host_fault_rct_reset(h, vm, -1), 0);
+				resets++;
+			}
+			nseals = collect_seals(h, seals, 256, crashes, resets, nseals);
+		}
+		/* final seal: the live disk now answers up to it */
+		int64_t last;
+		assert_int_equal(host_refpoint_create(h, vm, 2, &last), 0);
+		char sql[160];
+		snprintf(sql, sizeof sql, "SELECT truth_point FROM refpoint WHERE id=%lld", (long long)last);
+		int64_t final_point = q_int(h, sql);
+		for (int i = 0; i < nseals; i++) {
+			struct seal *sl = &seals[i];
+			char dsql[128];
+			snprintf(dsql, sizeof dsql, "SELECT size FROM disk WHERE id=%lld", (long long)sl->disk);
+			uint64_t size = (uint64_t)q_int(h, dsql), nb = (size + G - 1) / G;
+			uint8_t *got = malloc(nb), *want = calloc(1, nb);
+			uint32_t w32 = 0;
+			int64_t depth = q_int(h, "SELECT max(depth) FROM chain WHERE disk_id=1");
+			snprintf(dsql, sizeof dsql, "SELECT max(depth) FROM chain WHERE disk_id=%lld", (long long)sl->disk);
+			depth = q_int(h, dsql);
+			int rc = rct_blocks(h, sl->disk, (int)depth, sl->id, size, G, got, &w32);
+			if (sl->resets != resets) {
+				assert_int_not_equal(rc, 0);
+				assert_int_equal(w32, 0xC03A0030u);
+				checked_reset++;
+			} else {
+				if (rc)
+					fail_msg("round %llu: query since %s failed: %s", (unsigned long long)round, sl->id, hv_errmsg());
+				struct truthset ts = {want};
+				assert_int_equal(truth_changed_between(host_db(h), sl->disk, sl->point, final_point, truth_cb, &ts), 0);
+				for (uint64_t b = 0; b < nb; b++)
+					if (want[b] && !got[b])
+						fail_msg("round %llu: block %llu written after %s is missing from the answer",
+							 (unsigned long long)round, (unsigned long long)b, sl->id);
+				if (sl->crashes == crashes) {
+					assert_memory_equal(got, want, nb);
+					checked_exact++;
+				} else {
+					checked_superset++;
+				}
+			}
+			free(got);
+			free(want);
+		}
+		host_close(h);
+	}
+	/* the random plan really exercised all three outcomes */
+	assert_true(checked_exact > 20);
+	assert_true(checked_superset > 3);
+	assert_true(checked_reset > 3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -581,6 +716,7 @@ int main(void)
 		cmocka_unit_test(test_rct_faults),
 		cmocka_unit_test(test_merge_disabled_and_recovery),
 		cmocka_unit_test(test_determinism),
+		cmocka_unit_test(test_rct_property),
 	};
 	return cmocka_run_group_tests(tests, setup_all, teardown_all);
 }
