@@ -17,6 +17,10 @@
  * Text: all strings are UTF-8. "Case-insensitive" means ASCII case folding, which is what every
  * name and key the Hyper-V classes use needs.
  *
+ * Threads: no function keeps state between calls, so any number of threads may call them on
+ * different objects. The CIM-XML reader uses libxml2, which before 2.11 wants xmlInitParser()
+ * called once by the program before it starts threads.
+ *
  * Ownership: every struct returned through an `out` pointer is owned by the caller and freed with
  * the matching *_free(); every `char *` return is malloc'd and freed with free(). The structs are
  * plain data: callers may read every field; only the cim_* functions should grow the arrays.
@@ -206,8 +210,9 @@ void cim_path_free(struct cim_path *p);
  * string values re-escaped; `Class=@`, `Class="v"`, `Class`. malloc'd (caller frees), NULL on
  * allocation failure. */
 char *cim_path_format_rel(const struct cim_path *p);
-/* `\\HOST\NS:` + relpath. `host`/`ns` override the path's own; when both are NULL the path's
- * are used, and "." / "root\virtualization\v2" when it has none. malloc'd (caller frees). */
+/* `\\HOST\NS:` + relpath. A non-NULL `host` / `ns` overrides the path's own; a NULL one falls
+ * back to the path's, then to "." / "root\virtualization\v2". malloc'd (caller frees), NULL on
+ * allocation failure. */
 char *cim_path_format_full(const struct cim_path *p, const char *host, const char *ns);
 /* Escapes a value for use inside "..." in a path or a WQL string (\ -> \\, " -> \"). malloc'd. */
 char *cim_path_escape(const char *value);
@@ -234,7 +239,8 @@ const char *cim_path_key(const struct cim_path *p, const char *name);
  *    NULL; }; with // and block comments. MOF carries no types: integers become sint64 (or
  *    uint64 above INT64_MAX), reals real64, quoted text string, TRUE/FALSE boolean, NULL and {}
  *    string, and type_inferred is set so the provider coerces them by its schema.
- * At most CIM_INSTANCE_MAX bytes; property names unique (case-insensitive). */
+ * At most CIM_INSTANCE_MAX bytes; no NUL bytes; MOF text must be UTF-8 (XML text is decoded
+ * from its declared encoding); property names unique (case-insensitive). */
 #define CIM_INSTANCE_MAX (1024u * 1024u)
 
 struct cim_prop {
@@ -271,8 +277,11 @@ const struct cim_prop *cim_instance_prop(const struct cim_instance *inst, const 
 /* The text of scalar property `name`, or NULL when absent, NULL-valued or an array. Borrowed. */
 const char *cim_instance_get(const struct cim_instance *inst, const char *name);
 /* CIM-XML DTD 2.0 text of the instance, as GetText(CimDtd20) shapes it (one line, no
- * declaration). malloc'd (caller frees); NULL with hv_errmsg set when a reference value does not
- * parse as a path, a reference is an array (DTD 2.0 has no PROPERTY.REFARRAY), or on ENOMEM. */
+ * declaration; references as INSTANCEPATH / LOCALINSTANCEPATH / INSTANCENAME or the CLASS*
+ * forms). malloc'd (caller frees); NULL with hv_errmsg naming the property when a reference
+ * value does not parse as a path, a reference is an array (DTD 2.0 has no PROPERTY.REFARRAY), a
+ * text holds what XML 1.0 cannot carry (C0 controls other than tab/LF/CR, U+FFFE, U+FFFF, broken
+ * UTF-8), or on ENOMEM. */
 char *cim_instance_to_xml(const struct cim_instance *inst);
 void cim_instance_free(struct cim_instance *inst);
 

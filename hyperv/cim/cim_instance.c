@@ -172,14 +172,22 @@ int cim_instance_parse(const char *text, size_t len, struct cim_instance **out)
 
 /* ---- CIM-XML writer -------------------------------------------------------------------------*/
 
-/* XML 1.0 cannot carry C0 controls other than tab, LF and CR, not even as references. */
+/* U+FFFE or U+FFFF (EF BF BE / EF BF BF) at s. */
+static bool is_nonchar(const unsigned char *s, const unsigned char *end)
+{
+	return end - s >= 3 && s[0] == 0xEF && s[1] == 0xBF && (s[2] == 0xBE || s[2] == 0xBF);
+}
+
+/* XML 1.0 cannot carry C0 controls other than tab, LF and CR, U+FFFE, U+FFFF or broken UTF-8,
+ * not even as character references. */
 static bool xml_escape_n(struct cim_sb *b, const char *s, size_t n)
 {
 	if (cim_utf8_check(s, n) != n)
 		return false;
 	for (const char *end = s + n; s < end; s++) {
 		unsigned char c = (unsigned char)*s;
-		if (c < 0x20 && c != '\t' && c != '\n' && c != '\r')
+		if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') ||
+		    is_nonchar((const unsigned char *)s, (const unsigned char *)end))
 			return false;
 		switch (c) {
 		case '&': cim_sb_adds(b, "&amp;"); break;

@@ -456,14 +456,12 @@ char *cim_path_format_rel(const struct cim_path *p)
 char *cim_path_format_full(const struct cim_path *p, const char *host, const char *ns)
 {
 	struct cim_sb b = {0};
-	if (!host && !ns) {
-		host = p->host;
-		ns = p->ns;
-	}
+	host = host ? host : p->host ? p->host : ".";
+	ns = ns ? ns : p->ns ? p->ns : DEFAULT_NS;
 	cim_sb_adds(&b, "\\\\");
-	cim_sb_adds(&b, host ? host : ".");
+	cim_sb_adds(&b, host);
 	cim_sb_addc(&b, '\\');
-	for (const char *c = ns ? ns : DEFAULT_NS; *c; c++)
+	for (const char *c = ns; *c; c++)
 		cim_sb_addc(&b, *c == '/' ? '\\' : *c);
 	cim_sb_addc(&b, ':');
 	add_rel(&b, p);

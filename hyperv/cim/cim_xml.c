@@ -39,10 +39,14 @@ static bool is(const xmlNode *n, const char *name)
 
 static const char *ename(const xmlNode *n) { return (const char *)n->name; }
 
-/* An attribute's value (caller frees with xmlFree), or NULL. */
+/* A malloc'd copy of an attribute's value (caller frees with free()), or NULL when absent or
+ * out of memory (the callers report it as absent: a later check names the element). */
 static char *attr(const xmlNode *n, const char *name)
 {
-	return (char *)xmlGetProp(n, (const xmlChar *)name);
+	xmlChar *v = xmlGetProp(n, (const xmlChar *)name);
+	char *copy = v ? cim_strdup((const char *)v) : NULL;
+	xmlFree(v);
+	return copy;
 }
 
 /* Children that are neither elements nor white space are errors; comments and PIs are skipped.
@@ -59,7 +63,7 @@ static xmlNode *next_elem(const xmlNode *parent, xmlNode *c, int *rc)
 					return NULL;
 				}
 			}
-		} else if (c->type == XML_ENTITY_REF_NODE) {
+		} else if (c->type == XML_ENTITY_REF_NODE) { /* defensive: DOCTYPEs are refused */
 			*rc = xerr(c, "entity reference inside <%s> (only &lt; &gt; &amp; &quot; "
 				      "&apos; and character references are allowed)", ename(parent));
 			return NULL;
@@ -68,9 +72,11 @@ static xmlNode *next_elem(const xmlNode *parent, xmlNode *c, int *rc)
 	return NULL;
 }
 
+/* Iterates the element children of `parent`; stops when the body sets rc, or with rc set at the
+ * first child that is stray text. */
 #define FOR_ELEMS(e, parent, rc)                                                              \
 	for (xmlNode *e = next_elem((parent), (parent)->children, &(rc)); e && !(rc);          \
-	     e = next_elem((parent), e->next, &(rc)))
+	     e = (rc) ? NULL : next_elem((parent), e->next, &(rc)))
 
 /* The text of an element holding only text (VALUE, KEYVALUE, HOST). Caller frees. */
 static int text_of(const xmlNode *n, char **out)
@@ -105,7 +111,7 @@ static int parse_localns(const xmlNode *n, struct cim_path *p)
 		if (b.n)
 			cim_sb_addc(&b, '\\');
 		cim_sb_adds(&b, name);
-		xmlFree(name);
+		free(name);
 	}
 	if (!rc && !b.n)
 		rc = xerr(n, "LOCALNAMESPACEPATH without NAMESPACE");
@@ -143,7 +149,7 @@ static int key_value(const xmlNode *e, int depth, char **value, bool *quoted)
 		return xerr(e, "<%s> where a KEYVALUE or VALUE.REFERENCE belongs", ename(e));
 	char *vt = attr(e, "VALUETYPE");
 	*quoted = !vt || !strcmp(vt, "string");
-	xmlFree(vt);
+	free(vt);
 	return text_of(e, value);
 }
 
@@ -179,7 +185,7 @@ static int parse_instancename(const xmlNode *n, struct cim_path *p, int depth)
 			rc = erc ? erc : xerr(e, "KEYBINDING '%s' with more than one value", name);
 		else
 			rc = add_key(v, p, name, depth);
-		xmlFree(name);
+		free(name);
 	}
 	if (!rc && !p->nkeys)
 		p->singleton = true;
@@ -280,7 +286,7 @@ static int prop_head(const xmlNode *n, struct cim_prop *p)
 		rc = xerr(n, "%s %s without TYPE", ename(n), p->name);
 	else if (cim_type_parse(type, &p->type))
 		rc = xerr(n, "%s %s: unknown TYPE '%.64s'", ename(n), p->name, type);
-	xmlFree(type);
+	free(type);
 	return rc;
 }
 
@@ -372,12 +378,6 @@ static int parse_property(const xmlNode *n, struct cim_instance *inst)
 		rc = is(n, "PROPERTY")	     ? parse_scalar(n, &p)
 		     : is(n, "PROPERTY.ARRAY") ? parse_array(n, &p)
 					       : parse_refprop(n, &p);
-	/* the name came from xmlGetProp: hand the property a malloc'd copy */
-	char *name = p.name;
-	p.name = name ? cim_strdup(name) : NULL;
-	xmlFree(name);
-	if (!rc && !p.name)
-		rc = hv_err(HV_ENOMEM, "embedded instance: out of memory");
 	if (rc) {
 		cim_prop_clear(&p);
 		return rc;
@@ -395,7 +395,7 @@ static int parse_instance(const xmlNode *n, struct cim_instance **out)
 		rc = xerr(n, "INSTANCE without CLASSNAME");
 	else
 		rc = cim_instance_new(cls, out);
-	xmlFree(cls);
+	free(cls);
 	if (rc)
 		return rc;
 	FOR_ELEMS(e, n, rc) {

@@ -495,14 +495,14 @@ static int parse_unary(struct wp *p, int depth, struct wql_expr **out)
 {
 	int rc;
 	size_t pos = p->t.pos;
-	bool not = kw(p, "NOT");
-	if (!not && p->t.kind != TK_LPAREN)
+	bool is_not = kw(p, "NOT");
+	if (!is_not && p->t.kind != TK_LPAREN)
 		return parse_cmp(p, out);
 	if (depth >= WQL_MAX_DEPTH)
 		return werr(p, pos, "nested deeper than %d parentheses/NOTs", WQL_MAX_DEPTH);
 	if ((rc = lex(p)))
 		return rc;
-	if (!not) {
+	if (!is_not) {
 		if ((rc = parse_or(p, depth + 1, out)))
 			return rc;
 		if (p->t.kind == TK_RPAREN)

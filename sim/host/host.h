@@ -198,6 +198,9 @@ int host_fault_resize(struct host *h, int64_t disk_id, uint64_t new_size);
 int host_fault_replace(struct host *h, int64_t disk_id);
 /* merge-block: set or clear a forced merge failure for the VM. */
 int host_fault_merge_block(struct host *h, int64_t vm_id, bool on);
+/* guest-vss: whether the guest answers VSS requests. Without it an application-consistent
+ * (ConsistencyLevel 1) checkpoint fails, as with a Linux guest without hv_vss_daemon. */
+int host_fault_guest_vss(struct host *h, int64_t vm_id, bool on);
 /* stale-checkpoint: a recovery checkpoint left behind by a crashed backup job. */
 int host_fault_stale_checkpoint(struct host *h, int64_t vm_id, int64_t *snapshot_id);
 

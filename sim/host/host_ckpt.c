@@ -189,6 +189,12 @@ int host_snapshot_create(struct host *h, int64_t vm_id, int type, int consistenc
 	int64_t ids[HOST_MAX_DISKS_PER_VM];
 	size_t n;
 	char *made[HOST_MAX_DISKS_PER_VM] = {0};
+	int64_t vss = 1;
+	if ((r = hdb_int(h, &vss, 1, "SELECT guest_vss FROM vm WHERE id=%lld", (long long)vm_id)))
+		return r;
+	if (consistency == 1 && !vss)
+		return hv_err(HV_EUNSUPPORTED, "the application-consistent checkpoint of VM '%s' failed: the guest"
+					       " does not answer VSS requests (no integration services / hv_vss_daemon)", vname);
 	if ((r = disks_of_vm(h, vm_id, ids, &n)) || (r = host_begin(h)))
 		return r;
 	char guid[37], label[200], when[64];

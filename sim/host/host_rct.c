@@ -234,3 +234,11 @@ int host_fault_stale_checkpoint(struct host *h, int64_t vm_id, int64_t *snapshot
 {
 	return host_snapshot_create(h, vm_id, HOST_SNAPSHOT_RECOVERY, 2, NULL, snapshot_id);
 }
+
+int host_fault_guest_vss(struct host *h, int64_t vm_id, bool on)
+{
+	char *sql = sqlite3_mprintf("UPDATE vm SET guest_vss=%d WHERE id=%lld", on ? 1 : 0, (long long)vm_id);
+	int r = host_exec(h, sql);
+	sqlite3_free(sql);
+	return r;
+}

@@ -340,7 +340,8 @@ static const char FAULT_USAGE[] =
 	"  replace VM DISK                disk replaced by a copy with a new VirtualDiskId\n"
 	"  tracking VM DISK on|off        enable or disable change tracking on a disk\n"
 	"  merge-block VM on|off          make AVHDX merges of the VM fail (or clear that)\n"
-	"  stale-checkpoint VM            leave a recovery checkpoint as a crashed backup job would\n";
+	"  stale-checkpoint VM            leave a recovery checkpoint as a crashed backup job would\n"
+	"  guest-vss VM on|off            off: application-consistent checkpoints of the VM fail\n";
 
 int cmd_fault(const struct hvsim_global *g, int argc, char **argv)
 {
@@ -357,7 +358,7 @@ int cmd_fault(const struct hvsim_global *g, int argc, char **argv)
 		const char *name;
 		int npos;
 	} known[] = {{"rct-reset", 1}, {"migrate", 1}, {"crash", 0}, {"resize", 3}, {"replace", 2},
-		     {"tracking", 3}, {"merge-block", 2}, {"stale-checkpoint", 1}};
+		     {"tracking", 3}, {"merge-block", 2}, {"stale-checkpoint", 1}, {"guest-vss", 2}};
 	int k = -1;
 	for (size_t i = 0; i < sizeof known / sizeof *known; i++)
 		if (!strcmp(f, known[i].name))
@@ -370,7 +371,7 @@ int cmd_fault(const struct hvsim_global *g, int argc, char **argv)
 		fprintf(stderr, "hvsim fault %s: expected %d argument(s)\n%s", f, known[k].npos, FAULT_USAGE);
 		return 2;
 	}
-	const char *onoff = (k == 5) ? c.pos[2] : (k == 6) ? c.pos[1] : NULL;
+	const char *onoff = (k == 5) ? c.pos[2] : (k == 6 || k == 8) ? c.pos[1] : NULL;
 	if (onoff && strcmp(onoff, "on") && strcmp(onoff, "off")) {
 		fprintf(stderr, "hvsim fault %s: '%s' is not on or off\n", f, onoff);
 		return 2;
@@ -387,7 +388,7 @@ int cmd_fault(const struct hvsim_global *g, int argc, char **argv)
 	int r = 0;
 	if (known[k].npos >= 1 && k != 2)
 		r = host_vm_find(h, c.pos[0], &vm);
-	const char *dname = known[k].npos >= 2 && k != 6 ? c.pos[1] : cli_get(&c, "disk");
+	const char *dname = known[k].npos >= 2 && k != 6 && k != 8 ? c.pos[1] : cli_get(&c, "disk");
 	if (!r && dname)
 		r = host_disk_find(h, vm, dname, &disk);
 	if (!r) {
@@ -400,6 +401,7 @@ int cmd_fault(const struct hvsim_global *g, int argc, char **argv)
 		case 5: r = host_rct_set_enabled(h, disk, !strcmp(onoff, "on")); break;
 		case 6: r = host_fault_merge_block(h, vm, !strcmp(onoff, "on")); break;
 		case 7: r = host_fault_stale_checkpoint(h, vm, &snap); break;
+		case 8: r = host_fault_guest_vss(h, vm, !strcmp(onoff, "on")); break;
 		}
 	}
 	rc = r ? cli_fail() : 0;

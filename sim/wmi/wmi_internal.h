@@ -51,6 +51,7 @@ struct hvsim_wmi {
 
 /* Creates the provider's tables (if missing), SQL functions and temporary views. */
 int wmi_schema_install(struct hvsim_wmi *w);
+void wmi_schema_uninstall(struct hvsim_wmi *w);
 
 /* Canonical full path of a parsed path (class and key names in schema spelling). HV_EINVAL when
  * the keys do not match the class's keys; HV_ENOTFOUND for an unknown class. malloc'd. */

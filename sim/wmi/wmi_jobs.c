@@ -100,19 +100,25 @@ int hvsim_wmi_trajectory_check(const char *text)
 int wmi_trajectory_for(struct hvsim_wmi *w, const char *method, const char *dflt, char **text,
 		       struct wmi_trajectory *t)
 {
+	/* job.<Method> wins; job.default applies to the methods that make a job by default (not to
+	 * the synchronous ones such as GetVirtualDiskChanges, whose async form loses its arrays) */
 	char key[96];
 	snprintf(key, sizeof key, "job.%s", method);
 	char *s = host_setting_get(w->h, key);
-	if (!s)
-		s = host_setting_get(w->h, "job.default");
-	if (!s)
+	if (!s && strcmp(dflt, "sync")) {
+		snprintf(key, sizeof key, "job.default");
+		s = host_setting_get(w->h, key);
+	}
+	if (!s) {
+		snprintf(key, sizeof key, "the default of %s", method);
 		s = strdup(dflt);
+	}
 	if (!s)
 		return hv_err(HV_ENOMEM, "out of memory");
 	int r = wmi_trajectory_parse(s, t);
 	if (r) {
 		free(s);
-		return hv_err_prefix(r, "host setting %s", key);
+		return hv_err_prefix(r, "%s%s", strncmp(key, "job.", 4) ? "" : "host setting ", key);
 	}
 	*text = s;
 	return 0;

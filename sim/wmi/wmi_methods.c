@@ -239,8 +239,9 @@ static uint32_t v_create_snapshot(struct call *c)
 	const char *cl = s ? cim_instance_get(s, "ConsistencyLevel") : NULL;
 	uint64_t v;
 	if (cl && (cim_value_uint(cl, 255, &v) || v > 2)) {
+		uint32_t rc = bad(c, 0, "ConsistencyLevel %s: expected 0, 1 or 2", cl);
 		cim_instance_free(s);
-		return bad(c, 0, "ConsistencyLevel %s: expected 0, 1 or 2", cl);
+		return rc;
 	}
 	if (cl)
 		c->consistency = (int)v;
@@ -304,9 +305,30 @@ static uint32_t snapshot_arg(struct call *c, const char *name)
 	return 0;
 }
 
+/* A checkpoint is being converted or deleted: any GetVirtualDiskChanges answer that stopped short
+ * and was never continued means the client did not page (a client mistake, reported once). */
+static void check_paging(struct call *c)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(c->w->db, "SELECT path, limit_id, next_offset, end_offset FROM wmi_paging ORDER BY 1, 2",
+			       -1, &st, NULL) != SQLITE_OK)
+		return;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		snprintf(c->mistake, sizeof c->mistake,
+			 "GetVirtualDiskChanges on %s since %s stopped at offset %lld of %lld and was never continued"
+			 " (the client did not page on ProcessedByteLength)",
+			 (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1),
+			 (long long)sqlite3_column_int64(st, 2), (long long)sqlite3_column_int64(st, 3));
+	sqlite3_finalize(st);
+	sqlite3_exec(c->w->db, "DELETE FROM wmi_paging", NULL, NULL, NULL);
+}
+
 static uint32_t v_destroy_snapshot(struct call *c)
 {
-	return snapshot_arg(c, "AffectedSnapshot");
+	uint32_t rc = snapshot_arg(c, "AffectedSnapshot");
+	if (!rc)
+		check_paging(c);
+	return rc;
 }
 
 static int w_destroy_snapshot(struct call *c, char **result)
@@ -332,6 +354,7 @@ static uint32_t v_convert(struct call *c)
 	}
 	if (type != HOST_SNAPSHOT_RECOVERY)
 		return bad(c, 0, "AffectedSnapshot: %s", "only recovery checkpoints (SnapshotType 32768) convert to a reference point");
+	check_paging(c);
 	struct cim_instance *s;
 	if (embedded_arg(c, "ReferencePointSettings", "Msvm_VirtualSystemReferencePointSettingData", &s))
 		return rc_invalid(c);
@@ -473,6 +496,25 @@ static int w_changes(struct call *c, char **result)
 		hv_err(r, "GetVirtualDiskChanges %s since %s: Win32 error 0x%08X: %s", c->path, c->limit, w32, hv_errmsg());
 		free(rg);
 		return r;
+	}
+	/* paging bookkeeping: a call that starts where a short answer ended continues it */
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(c->w->db, "DELETE FROM wmi_paging WHERE path=?1 AND limit_id=?2 AND next_offset=?3", -1, &st,
+			       NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, c->path, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, c->limit, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, (int64_t)c->off);
+		sqlite3_step(st);
+		sqlite3_finalize(st);
+	}
+	if (done < c->len && sqlite3_prepare_v2(c->w->db, "INSERT OR REPLACE INTO wmi_paging VALUES(?1, ?2, ?3, ?4)", -1,
+						&st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, c->path, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, c->limit, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, (int64_t)(c->off + done));
+		sqlite3_bind_int64(st, 4, (int64_t)(c->off + c->len));
+		sqlite3_step(st);
+		sqlite3_finalize(st);
 	}
 	if (c->out) {
 		char **offs = calloc(n ? n : 1, sizeof *offs), **lens = calloc(n ? n : 1, sizeof *lens);
@@ -879,7 +921,10 @@ int hvsim_wmi_invoke(struct hvsim_wmi *w, const char *path, const char *method, 
 	if (rc)
 		goto done;
 	struct wmi_trajectory t;
-	if ((r = wmi_trajectory_for(w, m->name, m->traj, &traj, &t))) {
+	if (!strcmp(m->cls, "Msvm_ConcreteJob")) { /* a job's own methods never make jobs */
+		memset(&t, 0, sizeof t);
+		t.sync = true;
+	} else if ((r = wmi_trajectory_for(w, m->name, m->traj, &traj, &t))) {
 		*hresult = WBEM_E_FAILED;
 		goto audit;
 	}
@@ -906,7 +951,7 @@ done:
 		r = set_rc(*out, rc);
 audit: {
 	char rtext[64], *argtext = in ? cim_instance_to_xml(in) : NULL;
-	char *msg = (rc && !r) ? strdup(hv_errmsg()) : NULL;
+	char *msg = (rc && rc != CIM_RC_JOB_STARTED && !r) ? strdup(hv_errmsg()) : NULL;
 	snprintf(rtext, sizeof rtext, "ReturnValue=%u", rc);
 	char call[200];
 	snprintf(call, sizeof call, "ExecMethod %s.%s", cls && !*hresult ? cls->name : "?", method);

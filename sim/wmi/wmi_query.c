@@ -42,6 +42,9 @@ int hvsim_wmi_open(struct host *h, struct hvsim_wmi **out)
 
 void hvsim_wmi_close(struct hvsim_wmi *w)
 {
+	if (!w)
+		return;
+	wmi_schema_uninstall(w);
 	free(w);
 }
 
@@ -68,7 +71,7 @@ void wmi_result_clear(struct wmi_result *r)
 int wmi_audit(struct hvsim_wmi *w, const char *call, const char *args, uint32_t hresult, const char *result,
 	      const char *mistake)
 {
-	char res[160];
+	char res[1024];
 	if (hresult)
 		snprintf(res, sizeof res, "0x%08X %s", hresult, cim_wbem_name(hresult));
 	else
@@ -423,7 +426,8 @@ static int translate(const struct wmi_class *c, const struct wql_expr *e, struct
 		snprintf(col, sizeof col, "'%s'", c->name);
 	else
 		snprintf(col, sizeof col, "\"%s\"", sys ? sys : p->name);
-	bool is_ref = (p && p->type == CIM_TYPE_REFERENCE) || (sys && strcmp(sys, "__CLASS"));
+	bool is_ref = (p && p->type == CIM_TYPE_REFERENCE) || (sys && !strcmp(sys, "__PATH"));
+	bool is_rel = sys && !strcmp(sys, "__RELPATH");
 	bool is_str = is_ref || (sys != NULL) || p->type == CIM_TYPE_STRING || p->type == CIM_TYPE_DATETIME ||
 		      p->type == CIM_TYPE_CHAR16;
 	if (b->nbind >= WQL_MAX_NODES)
@@ -443,12 +447,15 @@ static int translate(const struct wmi_class *c, const struct wql_expr *e, struct
 	case WQL_EXPR_CMP: {
 		b->binds[b->nbind] = (struct wql_literal *)&e->lit;
 		/* references compare as canonical paths: key order, case and host spelling do not matter */
-		b->bind_canon[b->nbind++] = is_ref && e->lit.kind == WQL_LIT_STRING;
+		b->bind_canon[b->nbind++] = (is_ref || is_rel) && e->lit.kind == WQL_LIT_STRING;
 		char frag[256];
 		snprintf(frag, sizeof frag, "%%s%s %s %s%s", col, ops[e->op],
-			 is_ref && e->lit.kind == WQL_LIT_STRING ? "coalesce(wmi_canon(?), ?)" : "?",
+			 e->lit.kind != WQL_LIT_STRING ? "?"
+			 : is_ref			? "coalesce(wmi_canon(?), ?)"
+			 : is_rel			? "coalesce(wmi_rel(wmi_canon(?)), ?)"
+							: "?",
 			 is_str ? " COLLATE NOCASE" : "");
-		if (is_ref && e->lit.kind == WQL_LIT_STRING) { /* the literal is bound twice */
+		if ((is_ref || is_rel) && e->lit.kind == WQL_LIT_STRING) { /* the literal is bound twice */
 			b->binds[b->nbind] = (struct wql_literal *)&e->lit;
 			b->bind_canon[b->nbind++] = false;
 		}

@@ -137,6 +137,20 @@ static const struct wmi_prop ims_props[] = {
 };
 static const char one_row[] = "SELECT 1 AS one";
 
+/* Msvm_VirtualSystemManagementServiceSettingData: the host's defaults (one instance) */
+static const struct wmi_prop vsmssd_props[] = {
+	K("InstanceID", STRING, "'Microsoft:' || wmi_host()"),
+	P("ElementName", STRING, "'Hyper-V'"),
+	P("Caption", STRING, "'Hyper-V'"),
+	P("Description", STRING, "'Settings of the Virtual System Management Service'"),
+	P("DefaultExternalDataRoot", STRING, "wmi_win('')"),
+	P("DefaultVirtualHardDiskPath", STRING, "wmi_win('')"),
+	P("MinimumMacAddress", STRING, "'00155D000000'"),
+	P("MaximumMacAddress", STRING, "'00155D0000FF'"),
+	P("NumaSpanningEnabled", BOOLEAN, "1"),
+	P("EnhancedSessionModeEnabled", BOOLEAN, "0"),
+};
+
 /* ---- reference points ------------------------------------------------------------------------- */
 static const struct wmi_prop rp_props[] = {
 	K("InstanceID", STRING, "'Microsoft:' || guid"),
@@ -220,9 +234,12 @@ static const struct wmi_prop snapsd_props[] = {
 	P("IgnoreNonSnapshottableDisks", BOOLEAN, NULL),
 	P("GuestBackupType", UINT8, NULL),
 };
+/* No Microsoft page documents this class; scripts send ConsistencyLevel and some also
+ * ReferencePointType (wmi-backup.md 1.2), so both are accepted. */
 static const struct wmi_prop rpsd_props[] = {
 	SD_PROPS,
 	P("ConsistencyLevel", UINT8, NULL),
+	P("ReferencePointType", UINT16, NULL),
 };
 static const struct wmi_prop vhdsd_props[] = {
 	SD_PROPS,
@@ -311,7 +328,7 @@ static const struct wmi_class classes[] = {
 	{"CIM_Dependency", NULL, NULL, NULL, 0, true},
 	{"CIM_Component", NULL, NULL, NULL, 0, true},
 	{"CIM_ElementSettingData", NULL, NULL, NULL, 0, true},
-	{"CIM_SettingsDefineState", "CIM_Dependency", NULL, NULL, 0, true},
+	{"CIM_SettingsDefineState", NULL, NULL, NULL, 0, true},
 	{"CIM_AffectedJobElement", NULL, NULL, NULL, 0, true},
 	{"CIM_ElementSnapshot", "CIM_Dependency", NULL, NULL, 0, true},
 	/* concrete */
@@ -322,6 +339,7 @@ static const struct wmi_class classes[] = {
 	{"Msvm_VirtualSystemReferencePointService", "CIM_Service", one_row, N(rpsvc_props), false},
 	{"Msvm_VirtualSystemManagementService", "CIM_VirtualSystemManagementService", one_row, N(vsms_props), false},
 	{"Msvm_ImageManagementService", "CIM_Service", one_row, N(ims_props), false},
+	{"Msvm_VirtualSystemManagementServiceSettingData", "CIM_SettingData", one_row, N(vsmssd_props), false},
 	{"Msvm_VirtualSystemReferencePoint", "CIM_ManagedElement", rp_src, N(rp_props), false},
 	{"Msvm_ConcreteJob", "CIM_ConcreteJob", job_src, N(job_props), false},
 	{"Msvm_DiskMergeSettingData", "CIM_SettingData", vm_src, N(dmsd_props), false},
@@ -500,7 +518,11 @@ static const char JOB_TABLE[] =
 	" job_type INTEGER NOT NULL, trajectory TEXT NOT NULL, step INTEGER NOT NULL DEFAULT 0,"
 	" state INTEGER NOT NULL, percent INTEGER NOT NULL DEFAULT 0, error_code INTEGER NOT NULL DEFAULT 0,"
 	" error_desc TEXT NOT NULL DEFAULT '', submitted INTEGER NOT NULL, started INTEGER, changed INTEGER NOT NULL,"
-	" finished INTEGER, tbr INTEGER NOT NULL, result_class TEXT, result_path TEXT, polls INTEGER NOT NULL DEFAULT 0);";
+	" finished INTEGER, tbr INTEGER NOT NULL, result_class TEXT, result_path TEXT, polls INTEGER NOT NULL DEFAULT 0);"
+	/* GetVirtualDiskChanges answers that stopped short (ProcessedByteLength < ByteLength) and
+	 * that the client has not continued yet: strict mode reports them as a client mistake */
+	"CREATE TABLE IF NOT EXISTS wmi_paging(path TEXT NOT NULL COLLATE NOCASE, limit_id TEXT NOT NULL,"
+	" next_offset INTEGER NOT NULL, end_offset INTEGER NOT NULL, PRIMARY KEY(path, limit_id));";
 
 static int create_view(struct hvsim_wmi *w, const struct wmi_class *c)
 {
@@ -521,11 +543,11 @@ static int create_view(struct hvsim_wmi *w, const struct wmi_class *c)
 	char *sql = NULL;
 	if (cols && keys) {
 		if (c->source && *c->source)
-			sql = sqlite3_mprintf("CREATE TEMP VIEW \"%w\" AS SELECT %s, wmi_ref(%s) AS __PATH,"
+			sql = sqlite3_mprintf("CREATE TEMP VIEW IF NOT EXISTS \"%w\" AS SELECT %s, wmi_ref(%s) AS __PATH,"
 					      " wmi_rel(wmi_ref(%s)) AS __RELPATH FROM (%s)",
 					      c->name, cols, keys, keys, c->source);
 		else
-			sql = sqlite3_mprintf("CREATE TEMP VIEW \"%w\" AS SELECT %s, NULL AS __PATH, NULL AS __RELPATH"
+			sql = sqlite3_mprintf("CREATE TEMP VIEW IF NOT EXISTS \"%w\" AS SELECT %s, NULL AS __PATH, NULL AS __RELPATH"
 					      " WHERE 0", c->name, cols);
 	}
 	sqlite3_free(cols);
@@ -543,14 +565,24 @@ static int create_view(struct hvsim_wmi *w, const struct wmi_class *c)
 	return 0;
 }
 
+static const struct {
+	const char *name;
+	int n;
+	void (*fn)(sqlite3_context *, int, sqlite3_value **);
+} fns[] = {{"wmi_ref", -1, fn_ref}, {"wmi_rel", 1, fn_rel},   {"wmi_dt", 1, fn_dt},	{"wmi_iv", 1, fn_iv},
+	   {"wmi_host", 0, fn_host}, {"wmi_win", 1, fn_win}, {"wmi_like", 2, fn_like}, {"wmi_canon", 1, fn_canon}};
+
+/* The SQL functions carry the provider handle: a closed provider takes them away again, so the
+ * views cannot reach a freed handle (a later open registers them anew). */
+void wmi_schema_uninstall(struct hvsim_wmi *w)
+{
+	for (size_t i = 0; i < sizeof fns / sizeof *fns; i++)
+		sqlite3_create_function(w->db, fns[i].name, fns[i].n, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, NULL, NULL,
+					NULL);
+}
+
 int wmi_schema_install(struct hvsim_wmi *w)
 {
-	struct {
-		const char *name;
-		int n;
-		void (*fn)(sqlite3_context *, int, sqlite3_value **);
-	} fns[] = {{"wmi_ref", -1, fn_ref}, {"wmi_rel", 1, fn_rel},   {"wmi_dt", 1, fn_dt},	{"wmi_iv", 1, fn_iv},
-		   {"wmi_host", 0, fn_host}, {"wmi_win", 1, fn_win}, {"wmi_like", 2, fn_like}, {"wmi_canon", 1, fn_canon}};
 	for (size_t i = 0; i < sizeof fns / sizeof *fns; i++)
 		if (sqlite3_create_function(w->db, fns[i].name, fns[i].n, SQLITE_UTF8 | SQLITE_DETERMINISTIC, w, fns[i].fn,
 					    NULL, NULL) != SQLITE_OK)

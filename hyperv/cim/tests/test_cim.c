@@ -148,6 +148,9 @@ static void test_return_code_text(void **state)
 	assert_non_null(strstr(cim_rc_text(CIM_RC_FAMILY_B, 32779), "File not found"));
 	assert_string_equal(cim_rc_text(CIM_RC_FAMILY_B, 4), "Unknown");
 	assert_string_equal(cim_rc_text(CIM_RC_FAMILY_B, 32780), "Unknown");
+	assert_string_equal(cim_rc_text(CIM_RC_FAMILY_A, 65536), "Unknown");
+	assert_string_equal(cim_job_state_text(65536), "Unknown");
+	assert_string_equal(cim_job_state_text(0), "Unknown");
 }
 
 static void test_job_states(void **state)
@@ -267,6 +270,9 @@ static void test_value_check(void **state)
 	assert_int_equal(s, -16);
 	assert_int_equal(cim_value_bool("True", &b), 0);
 	assert_true(b);
+	assert_int_equal(cim_value_check(CIM_TYPE_STRING, NULL), HV_EINVAL);
+	assert_int_equal(cim_value_check((enum cim_type)99, "1"), HV_EINVAL);
+	msg_has("unknown CIM type 99");
 }
 
 /* ==== object paths ==========================================================================*/
@@ -810,6 +816,96 @@ static void test_xml_references(void **state)
 	cim_instance_free(inst);
 }
 
+static const char *ref_doc(char *buf, size_t n, const char *vref_content)
+{
+	snprintf(buf, n,
+		 "<INSTANCE CLASSNAME=\"X\"><PROPERTY.REFERENCE NAME=\"R\"><VALUE.REFERENCE>%s"
+		 "</VALUE.REFERENCE></PROPERTY.REFERENCE></INSTANCE>",
+		 vref_content);
+	return buf;
+}
+
+static void test_xml_reference_forms_and_limits(void **state)
+{
+	(void)state;
+	char doc[4096];
+	struct cim_instance *inst;
+	static const struct {
+		const char *xml, *path;
+	} forms[] = {
+		{"<CLASSPATH><NAMESPACEPATH><HOST>H</HOST><LOCALNAMESPACEPATH><NAMESPACE NAME=\"root\"/>"
+		 "<NAMESPACE NAME=\"cimv2\"/></LOCALNAMESPACEPATH></NAMESPACEPATH>"
+		 "<CLASSNAME NAME=\"Win32_Process\"/></CLASSPATH>",
+		 "\\\\H\\root\\cimv2:Win32_Process"},
+		{"<LOCALCLASSPATH><LOCALNAMESPACEPATH><NAMESPACE NAME=\"root\"/></LOCALNAMESPACEPATH>"
+		 "<CLASSNAME NAME=\"C\"/></LOCALCLASSPATH>",
+		 "root:C"},
+		{"<INSTANCENAME CLASSNAME=\"Adapter\"><KEYVALUE VALUETYPE=\"string\">AHA-294X</KEYVALUE>"
+		 "</INSTANCENAME>",
+		 "Adapter=\"AHA-294X\""},
+		{"<INSTANCENAME CLASSNAME=\"C\"><KEYBINDING NAME=\"B\"><KEYVALUE VALUETYPE=\"boolean\">"
+		 "TRUE</KEYVALUE></KEYBINDING></INSTANCENAME>",
+		 "C.B=TRUE"},
+	};
+	for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+		inst = inst_ok(ref_doc(doc, sizeof doc, forms[i].xml));
+		assert_string_equal(cim_instance_get(inst, "R"), forms[i].path);
+		/* and the writer produces the same form back */
+		char *xml = cim_instance_to_xml(inst);
+		assert_non_null(strstr(xml, forms[i].xml));
+		free(xml);
+		cim_instance_free(inst);
+	}
+	static const struct {
+		const char *xml, *msg;
+	} bad[] = {
+		{"<INSTANCEPATH><NAMESPACEPATH><LOCALNAMESPACEPATH><NAMESPACE NAME=\"r\"/>"
+		 "</LOCALNAMESPACEPATH></NAMESPACEPATH><INSTANCENAME CLASSNAME=\"C\"/></INSTANCEPATH>",
+		 "NAMESPACEPATH needs HOST and LOCALNAMESPACEPATH"},
+		{"<INSTANCEPATH><NAMESPACEPATH><HOST>H</HOST><HOST>I</HOST></NAMESPACEPATH>"
+		 "<INSTANCENAME CLASSNAME=\"C\"/></INSTANCEPATH>",
+		 "unexpected <HOST> in NAMESPACEPATH"},
+		{"<LOCALINSTANCEPATH><LOCALNAMESPACEPATH></LOCALNAMESPACEPATH>"
+		 "<INSTANCENAME CLASSNAME=\"C\"/></LOCALINSTANCEPATH>",
+		 "LOCALNAMESPACEPATH without NAMESPACE"},
+		{"<LOCALINSTANCEPATH><LOCALNAMESPACEPATH><NAMESPACE/></LOCALNAMESPACEPATH>"
+		 "<INSTANCENAME CLASSNAME=\"C\"/></LOCALINSTANCEPATH>",
+		 "expected <NAMESPACE NAME>"},
+		{"<INSTANCEPATH><LOCALNAMESPACEPATH><NAMESPACE NAME=\"r\"/></LOCALNAMESPACEPATH>"
+		 "<INSTANCENAME CLASSNAME=\"C\"/></INSTANCEPATH>",
+		 "<LOCALNAMESPACEPATH> in INSTANCEPATH"},
+		{"<LOCALINSTANCEPATH><LOCALNAMESPACEPATH><NAMESPACE NAME=\"r\"/></LOCALNAMESPACEPATH>"
+		 "<CLASSNAME NAME=\"C\"/></LOCALINSTANCEPATH>",
+		 "<CLASSNAME> in LOCALINSTANCEPATH, expected <INSTANCENAME>"},
+		{"<LOCALCLASSPATH><LOCALNAMESPACEPATH><NAMESPACE NAME=\"r\"/></LOCALNAMESPACEPATH>"
+		 "<CLASSNAME/></LOCALCLASSPATH>",
+		 "expected <CLASSNAME NAME>"},
+		{"<INSTANCENAME CLASSNAME=\"C\"><VALUE>1</VALUE></INSTANCENAME>",
+		 "<VALUE> where a KEYVALUE or VALUE.REFERENCE belongs"},
+		{"<INSTANCENAME/>", "INSTANCENAME without CLASSNAME"},
+		{"<INSTANCENAME CLASSNAME=\"\"/>", "empty class name in reference"},
+		{"<INSTANCENAME CLASSNAME=\"C\"><KEYBINDING NAME=\"K\"><KEYVALUE>1</KEYVALUE>"
+		 "<KEYVALUE>2</KEYVALUE></KEYBINDING></INSTANCENAME>",
+		 "KEYBINDING 'K' with more than one value"},
+		{"<INSTANCENAME CLASSNAME=\"C\"/><INSTANCENAME CLASSNAME=\"D\"/>",
+		 "exactly one path element"},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		inst_bad(ref_doc(doc, sizeof doc, bad[i].xml), bad[i].msg);
+	/* nesting of references inside key bindings is bounded */
+	char *nest = malloc(8192), *big = malloc(16384);
+	size_t n = 0;
+	for (int i = 0; i < 12; i++)
+		n += (size_t)sprintf(nest + n, "<INSTANCENAME CLASSNAME=\"C\"><KEYBINDING NAME=\"K\">"
+						"<VALUE.REFERENCE>");
+	n += (size_t)sprintf(nest + n, "<INSTANCENAME CLASSNAME=\"C\"/>");
+	for (int i = 0; i < 12; i++)
+		n += (size_t)sprintf(nest + n, "</VALUE.REFERENCE></KEYBINDING></INSTANCENAME>");
+	inst_bad(ref_doc(big, 16384, nest), "VALUE.REFERENCE nested deeper than 8");
+	free(big);
+	free(nest);
+}
+
 static void test_xml_entities_cdata_and_wrapping(void **state)
 {
 	(void)state;
@@ -1215,6 +1311,13 @@ static void test_mof_malformed(void **state)
 	inst_bad("[Abstract instance of X { };", "unterminated qualifier list");
 	inst_bad("instance of X { A = 1; } @", "unexpected character '@'");
 	inst_bad("hello", "expected 'instance of', found 'hello'");
+	inst_bad("instance of X as y { };", "expected $alias after 'as'");
+	inst_bad("instance of X { A = 99999999999999999999999; };", "integer 99999999999999999999999 "
+								  "out of range or malformed");
+	/* a two-byte \\x escape */
+	struct cim_instance *inst = inst_ok("instance of X { A = \"caf\\xE9\"; };");
+	assert_string_equal(cim_instance_get(inst, "A"), "caf\xc3\xa9");
+	cim_instance_free(inst);
 }
 
 /* ==== WQL ===================================================================================*/
@@ -1622,6 +1725,9 @@ static void test_wql_malformed_positions(void **state)
 		{"SELECT * FROM X WHERE a = 1e", "1e", 0, "exponent without digits"},
 		{"SELECT * FROM X WHERE a = 1e999", "1e", 0, "real number out of range"},
 		{"SELECT * FROM X WHERE a = - 1", "-", 0, "unexpected character '-'"},
+		{"SELECT * FROM X WHERE a = 1.000000000000000000000000000000000000000000000000000000"
+		 "0000000000000000000000000001",
+		 "1.", 0, "number too long"},
 		{"SELECT * FROM X WHERE a = 1 # b", "#", 0, "unexpected character '#'"},
 		{"SELECT * FROM X WHERE a = 'x' \x01", "\x01", 0, "unexpected byte 0x01"},
 		{"SELECT * FROM X WHERE \xc3\xa9 = 1", "\xc3", 0, "unexpected byte 0xc3"},
@@ -2087,6 +2193,59 @@ static void test_datetime_malformed(void **state)
 			fail_msg("interval '%s' accepted", bad_iv[i]);
 }
 
+/* Each of these was found by the mutation loops or a libFuzzer run; under ASan they also check
+ * that the error paths free what they built. */
+static void test_regressions_from_fuzzing(void **state)
+{
+	(void)state;
+	struct wql_query *q = NULL;
+	size_t pos;
+	/* a parenthesised operand whose ')' is followed by a bad byte leaked the inner tree */
+	assert_int_equal(wql_parse_ex("select a from X where (a <> 5 or NOT(b IS NULL)\x8d and c=1",
+				      &q, &pos),
+			 HV_EINVAL);
+	assert_int_equal(pos, 47);
+	msg_has("unexpected byte 0x8d");
+	/* a MOF literal followed by a lexer error leaked the literal */
+	inst_bad("instance of X { A = 'c' \x01", "unexpected character");
+	inst_bad("instance of X { A = 12 \x01", "unexpected character");
+	/* MOF text must be UTF-8: a stray byte became a value the XML writer emitted raw */
+	inst_bad("instance of X {\n CC = '\xff'; };", "line 2: MOF: text is not valid UTF-8");
+	inst_bad("instance of X { S = \"\xc3\"; };", "not valid UTF-8");
+	inst_bad("instance of X { S = \"\xed\xa0\x80\"; };", "not valid UTF-8"); /* surrogate */
+	inst_bad("instance of X { S = \"\\xD800\"; };", "unknown escape");
+	/* and the writer refuses invalid UTF-8 from the builder instead of emitting it */
+	struct cim_instance *inst = NULL;
+	assert_int_equal(cim_instance_new("X", &inst), 0);
+	assert_int_equal(cim_instance_set(inst, "S", CIM_TYPE_STRING, "a\xff" "b"), 0);
+	assert_null(cim_instance_to_xml(inst));
+	msg_has("invalid UTF-8");
+	cim_instance_free(inst);
+	/* U+FFFF is valid UTF-8 but not an XML character: the writer must refuse it too */
+	inst = inst_ok("instance of sm_X {m_Xpr= \"\xef\xbf\xbfor IOT \";}");
+	assert_null(cim_instance_to_xml(inst));
+	msg_has("property m_Xpr");
+	cim_instance_free(inst);
+	assert_int_equal(cim_instance_new("X", &inst), 0);
+	assert_int_equal(cim_instance_set(inst, "S", CIM_TYPE_STRING, "\xef\xbf\xbe"), 0);
+	assert_null(cim_instance_to_xml(inst));
+	assert_int_equal(cim_instance_set(inst, "S", CIM_TYPE_STRING, "\xef\xbf\xbd"), 0);
+	char *ok = cim_instance_to_xml(inst); /* U+FFFD is fine */
+	assert_non_null(ok);
+	free(ok);
+	cim_instance_free(inst);
+	/* a declared legacy encoding is decoded to UTF-8 by libxml2 */
+	inst = inst_ok("<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><INSTANCE CLASSNAME=\"X\">"
+		       "<PROPERTY NAME=\"S\" TYPE=\"string\"><VALUE>caf\xe9</VALUE></PROPERTY>"
+		       "</INSTANCE>");
+	assert_string_equal(cim_instance_get(inst, "S"), "caf\xc3\xa9");
+	cim_instance_free(inst);
+	/* a CDATA-wrapped instance inside <VALUE> was taken for stray text */
+	inst = inst_ok("<VALUE> <![CDATA[<INSTANCE CLASSNAME=\"Y\"/>]]> </VALUE>");
+	assert_string_equal(inst->class_name, "Y");
+	cim_instance_free(inst);
+}
+
 /* ==== robustness ============================================================================*/
 
 static const char *const wql_seeds[] = {
@@ -2288,6 +2447,7 @@ int main(void)
 		cmocka_unit_test(test_xml_disk_merge_settings),
 		cmocka_unit_test(test_xml_arrays),
 		cmocka_unit_test(test_xml_references),
+		cmocka_unit_test(test_xml_reference_forms_and_limits),
 		cmocka_unit_test(test_xml_entities_cdata_and_wrapping),
 		cmocka_unit_test(test_xml_round_trip),
 		cmocka_unit_test(test_instance_builder_rules),
@@ -2312,6 +2472,7 @@ int main(void)
 		cmocka_unit_test(test_datetime_day_by_day_walk),
 		cmocka_unit_test(test_intervals),
 		cmocka_unit_test(test_datetime_malformed),
+		cmocka_unit_test(test_regressions_from_fuzzing),
 		cmocka_unit_test(test_fuzz_wql),
 		cmocka_unit_test(test_fuzz_paths),
 		cmocka_unit_test(test_fuzz_instances),
