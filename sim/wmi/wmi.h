@@ -30,6 +30,7 @@
 #include <stdint.h>
 
 #include "../../hyperv/cim/cim.h"
+#include "../../hyperv/cim/wmi_client.h"
 
 struct host;
 struct hvsim_wmi;
@@ -41,16 +42,8 @@ struct hvsim_wmi;
 int hvsim_wmi_open(struct host *h, struct hvsim_wmi **out);
 void hvsim_wmi_close(struct hvsim_wmi *w);
 
-struct wmi_object {
-	char *path;    /* __PATH */
-	char *relpath; /* __RELPATH */
-	struct cim_instance *inst; /* __CLASS is inst->class_name */
-};
-
-struct wmi_result {
-	size_t n;
-	struct wmi_object *v;
-};
+/* struct wmi_object / wmi_result and their clear functions: hyperv/cim/wmi_client.h. This
+ * provider is also a wmi_client transport (wmi_client.c: wmi_connect(host folder)). */
 
 /* Runs a WQL query. Reading Msvm_ConcreteJob instances is a poll: each job returned advances one
  * step of its trajectory (and the state returned is the state after that step). */
@@ -76,7 +69,5 @@ const char *hvsim_wmi_class_name(const char *name);
 /* Checks a job trajectory text (grammar in wmi_jobs.c): 0 or HV_EINVAL with the reason. */
 int hvsim_wmi_trajectory_check(const char *text);
 
-void wmi_object_clear(struct wmi_object *o);
-void wmi_result_clear(struct wmi_result *r);
 
 #endif

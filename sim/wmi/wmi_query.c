@@ -48,26 +48,6 @@ void hvsim_wmi_close(struct hvsim_wmi *w)
 	free(w);
 }
 
-void wmi_object_clear(struct wmi_object *o)
-{
-	if (!o)
-		return;
-	free(o->path);
-	free(o->relpath);
-	cim_instance_free(o->inst);
-	memset(o, 0, sizeof *o);
-}
-
-void wmi_result_clear(struct wmi_result *r)
-{
-	if (!r)
-		return;
-	for (size_t i = 0; i < r->n; i++)
-		wmi_object_clear(&r->v[i]);
-	free(r->v);
-	memset(r, 0, sizeof *r);
-}
-
 int wmi_audit(struct hvsim_wmi *w, const char *call, const char *args, uint32_t hresult, const char *result,
 	      const char *mistake)
 {
