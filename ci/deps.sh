@@ -16,6 +16,10 @@ PKGS=(
   clang libclang-rt-14-dev   # libFuzzer target (make test-fuzz)
   python3 python3-pytest     # test runner and drivers
   openssl                    # make bench: fast deterministic data (AES-CTR keystream)
+  # virtdisk ABI proof (conformance/virtdisk): x86_64-w64-mingw32-gcc (win32 threads variant,
+  # the smallest package that ships it) and mingw-w64's own virtdisk.h/windows.h (the -dev package)
+  gcc-mingw-w64-x86-64-win32 mingw-w64-x86-64-dev
+  libzstd-dev libssl-dev     # engine/repo: zstd block compression, SHA-256 (OpenSSL EVP)
 )
 
 missing=()
