@@ -26,20 +26,30 @@ HYPERV_SRC := $(wildcard hyperv/base/*.c) $(wildcard hyperv/vhdx/*.c) $(wildcard
 # every sim/<module>/*.c except the CLI goes into libsim.a (sim/ never links engine/)
 SIM_SRC := $(filter-out sim/hvsim/%,$(wildcard sim/*/*.c))
 HVSIM_SRC := $(wildcard sim/hvsim/*.c)
+# every engine/<module>/*.c except the CLI goes into libengine.a (engine/ never links libsim.a)
+ENGINE_SRC := $(filter-out engine/hvbackup/%,$(wildcard engine/*/*.c))
+ENGINE_TESTS := $(wildcard engine/*/tests/test_*.c)
+ENGINE_LDLIBS := -lzstd -lcrypto
 UNIT_TESTS := $(wildcard hyperv/*/tests/test_*.c) $(wildcard sim/*/tests/test_*.c)
 CONF_TESTS := $(wildcard conformance/*/test_*.c)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 HYPERV_LIB := $(BUILD)/lib/libhyperv.a
 SIM_LIB := $(BUILD)/lib/libsim.a
+ENGINE_LIB := $(BUILD)/lib/libengine.a
 HVSIM := $(BUILD)/bin/hvsim
+# hvbackup: the engine, linked with what implements the host interfaces it uses (wmi_client.h,
+# virtdisk.h): today the simulator's in-process provider and libvirtdisk (libsim.a)
+HVBACKUP_SRC := $(wildcard engine/hvbackup/*.c)
+HVBACKUP := $(BUILD)/bin/hvbackup
 UNIT_BINS := $(patsubst %.c,$(BUILD)/tests/%,$(notdir $(UNIT_TESTS)))
 CONF_BINS := $(patsubst %.c,$(BUILD)/tests/conf_%,$(notdir $(CONF_TESTS)))
+ENGINE_TEST_BINS := $(patsubst %.c,$(BUILD)/tests/%,$(notdir $(ENGINE_TESTS)))
 
 .PHONY: all test test-asan test-fuzz demo bench clean deps tests
 .DEFAULT_GOAL := all
 
-all: $(HVSIM)
+all: $(HVSIM) $(HVBACKUP)
 
 deps:
 	@bash ci/deps.sh
@@ -58,9 +68,18 @@ $(SIM_LIB): $(call obj,$(SIM_SRC))
 	@rm -f $@
 	ar rcs $@ $^
 
+$(ENGINE_LIB): $(call obj,$(ENGINE_SRC))
+	@mkdir -p $(dir $@)
+	@rm -f $@
+	ar rcs $@ $^
+
 $(HVSIM): $(call obj,$(HVSIM_SRC)) $(SIM_LIB) $(HYPERV_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS)
+
+$(HVBACKUP): $(call obj,$(HVBACKUP_SRC)) $(ENGINE_LIB) $(SIM_LIB) $(HYPERV_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_SAN) -o $@ $^ $(ENGINE_LDLIBS) $(LDLIBS) -lpthread
 
 # unit tests: {hyperv,sim}/<module>/tests/test_<module>.c -> $(BUILD)/tests/test_<module>
 # (hyperv/ tests link only libhyperv.a; sim/ tests also libsim.a)
@@ -71,18 +90,28 @@ $(BUILD)/tests/$(basename $(notdir $(1))): $(call obj,$(1)) $(if $(filter sim/%,
 endef
 $(foreach t,$(UNIT_TESTS),$(eval $(call unit_rule,$(t))))
 
+# engine unit tests: engine/<module>/tests/test_<module>.c -> $(BUILD)/tests/test_<module>,
+# linked with libengine.a and libhyperv.a only (never libsim.a)
+define engine_test_rule
+$(BUILD)/tests/$(basename $(notdir $(1))): $(call obj,$(1)) $(ENGINE_LIB) $(HYPERV_LIB)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(LDFLAGS_SAN) -o $$@ $$^ -lcmocka $$(ENGINE_LDLIBS) $$(LDLIBS)
+endef
+$(foreach t,$(ENGINE_TESTS),$(eval $(call engine_test_rule,$(t))))
+
 # conformance tests in C link the independent implementation (libvhdi) — tests only, never hvsim
 $(BUILD)/obj/conformance/%.o: conformance/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LIBVHDI_CFLAGS) -MMD -MP -c $< -o $@
+# (conformance tests may link both sides: the engine and the simulator it runs against)
 define conf_rule
-$(BUILD)/tests/conf_$(basename $(notdir $(1))): $(call obj,$(1)) $(HYPERV_LIB)
+$(BUILD)/tests/conf_$(basename $(notdir $(1))): $(call obj,$(1)) $(ENGINE_LIB) $(SIM_LIB) $(HYPERV_LIB)
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(LDFLAGS_SAN) -o $$@ $$^ -lcmocka $$(LIBVHDI_LIBS) $$(LDLIBS)
+	$$(CC) $$(LDFLAGS_SAN) -o $$@ $$^ -lcmocka $$(LIBVHDI_LIBS) $$(ENGINE_LDLIBS) $$(LDLIBS) -lpthread
 endef
 $(foreach t,$(CONF_TESTS),$(eval $(call conf_rule,$(t))))
 
-tests: $(HVSIM) $(UNIT_BINS) $(CONF_BINS)
+tests: $(HVSIM) $(HVBACKUP) $(UNIT_BINS) $(CONF_BINS) $(ENGINE_TEST_BINS)
 
 test: deps
 	@$(MAKE) --no-print-directory tests
@@ -110,6 +139,7 @@ bench: deps
 	@$(MAKE) --no-print-directory all
 	@bash ci/bench-vhdx.sh $(BUILD)
 	@bash ci/bench-host.sh $(BUILD)
+	@$(PY) ci/bench_engine.py --build $(BUILD) --runs $${BENCH_RUNS:-3} --tmp $(BUILD)/bench
 
 clean:
 	rm -rf $(BUILD)

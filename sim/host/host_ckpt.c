@@ -518,8 +518,13 @@ int host_refpoint_convert(struct host *h, int64_t snapshot_id, int consistency, 
 	if ((r = refpoint_insert(h, vm, consistency, point, &rp)))
 		goto fail;
 	sqlite3_stmt *st;
-	if ((r = hdb_prep(h, &st, "SELECT sd.disk_id, sd.rct_id FROM snapshot_disk sd JOIN disk d ON d.id=sd.disk_id"
-				  " WHERE sd.snapshot_id=?1 ORDER BY d.slot")))
+	/* setting refpoint.disk_order "reverse": the arrays list the disks in the opposite order of the
+	 * SASDs, so clients that pair by position instead of identity get caught */
+	bool rev = host_setting_int(h, "refpoint.reverse_disk_order", 0) != 0;
+	if ((r = hdb_prep(h, &st, rev ? "SELECT sd.disk_id, sd.rct_id FROM snapshot_disk sd JOIN disk d ON"
+					" d.id=sd.disk_id WHERE sd.snapshot_id=?1 ORDER BY d.slot DESC"
+				      : "SELECT sd.disk_id, sd.rct_id FROM snapshot_disk sd JOIN disk d ON d.id=sd.disk_id"
+					" WHERE sd.snapshot_id=?1 ORDER BY d.slot")))
 		goto fail;
 	sqlite3_bind_int64(st, 1, snapshot_id);
 	for (int idx = 0; !r && sqlite3_step(st) == SQLITE_ROW; idx++)
@@ -557,7 +562,8 @@ int host_refpoint_create(struct host *h, int64_t vm_id, int consistency, int64_t
 			if (!(r = rct_seal(rt, id, &w32)))
 				r = rct_save(rt);
 		rct_close(rt);
-		if (r || (r = refpoint_disk(h, rp, (int)i, ids[i], id)))
+		int idx = host_setting_int(h, "refpoint.reverse_disk_order", 0) ? (int)(n - 1 - i) : (int)i;
+		if (r || (r = refpoint_disk(h, rp, idx, ids[i], id)))
 			goto fail;
 	}
 	char *sql = sqlite3_mprintf("UPDATE truth_point SET object_guid=(SELECT guid FROM refpoint WHERE id=%lld)"

@@ -54,13 +54,18 @@ static const char HOST_USAGE[] =
 	"                                      completed|warnings|exception[=CODE]|killed|terminated\n"
 	"  job.poll_ticks N                    virtual time per job poll (100 ns ticks)\n"
 	"  job.time_before_removal_ticks N     how long finished jobs stay visible\n"
+	"  refpoint.reverse_disk_order 1|0     reference point arrays list disks in reverse SASD order\n"
+	"  virtdisk.strict 1|0                 V2/V3 OpenVirtualDisk with an access mask is an error\n"
+	"  virtdisk.max_ranges_per_call N      cap on QueryChangesVirtualDisk ranges per call (0: none)\n"
+	"  virtdisk.more_data_on_partial 1|0   a partial QueryChangesVirtualDisk page returns ERROR_MORE_DATA\n"
 	"  test.crash_after_ops N              test hook: `vm write` dies (SIGKILL) after N ops\n";
 
 static int check_setting(const char *key, const char *value)
 {
-	static const char *bools[] = {"wmi.strict", "merge.block_on_extra_refpoints"};
+	static const char *bools[] = {"wmi.strict", "merge.block_on_extra_refpoints", "refpoint.reverse_disk_order",
+				      "virtdisk.strict", "virtdisk.more_data_on_partial"};
 	static const char *ints[] = {"wmi.changes_max_ranges", "job.poll_ticks", "job.time_before_removal_ticks",
-				     "test.crash_after_ops"};
+				     "test.crash_after_ops", "virtdisk.max_ranges_per_call"};
 	for (size_t i = 0; i < sizeof bools / sizeof *bools; i++)
 		if (!strcmp(key, bools[i]))
 			return strcmp(value, "0") && strcmp(value, "1") ? hv_err(HV_EINVAL, "%s: must be 0 or 1", key) : 0;
