@@ -66,7 +66,7 @@ struct vd {
 	/* a QueryChangesVirtualDisk answer that stopped short and was not continued yet */
 	bool pending;
 	uint64_t pend_next, pend_end;
-	char pend_id[300];
+	char pend_id[600];
 };
 
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -330,7 +330,7 @@ BOOL WINAPI CloseHandle(HANDLE hd)
 		return FALSE;
 	}
 	table_remove(v);
-	char mistake[1800] = "";
+	char mistake[2600] = "";
 	if (v->pending)
 		snprintf(mistake, sizeof mistake,
 			 "QueryChangesVirtualDisk on %s since %s stopped at offset %llu of %llu and was never continued"
