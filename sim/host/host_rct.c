@@ -5,6 +5,7 @@
  *
  * Must not: return WMI codes (callers map the Win32 codes this returns).
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +22,12 @@ int host_path_lookup(struct host *h, const char *path, int64_t *disk_id, int *de
 	 * path, or an absolute path inside the folder. */
 	size_t rl = strlen(h->storage_root), dl = strlen(h->dir);
 	const char *rel = path;
-	if (!strncasecmp(path, h->storage_root, rl))
+	bool under_root = strlen(path) >= rl;
+	for (size_t i = 0; under_root && i < rl; i++) { /* case-insensitive, '/' and '\' alike */
+		char a = path[i] == '/' ? '\\' : path[i], b = h->storage_root[i] == '/' ? '\\' : h->storage_root[i];
+		under_root = tolower((unsigned char)a) == tolower((unsigned char)b);
+	}
+	if (under_root)
 		rel = path + rl;
 	else if (!strncmp(path, h->dir, dl) && path[dl] == '/')
 		rel = path + dl + 1;

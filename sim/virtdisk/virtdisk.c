@@ -22,7 +22,9 @@
  *   - AttachVirtualDisk READ_ONLY (NO_LOCAL_HOST for ReadFile on the handle, as bareos does);
  *     ReadFile at OVERLAPPED offsets, sector-aligned; without NO_LOCAL_HOST ReadFile on the handle
  *     is ERROR_BAD_COMMAND (Vanara#418) and GetVirtualDiskPhysicalPath gives \\.\PhysicalDriveN.
- *   - Every call with a resolvable host is recorded in the host's audit log (api "virtdisk").
+ *   - Every call with a resolvable host is recorded in the host's audit log (api "virtdisk"),
+ *     except successful ReadFile/GetOverlappedResult/CancelIoEx: an engine makes one per few MiB,
+ *     and the Attach/QueryChanges records already say what it read (failures are recorded).
  *
  * The handle table and the last-error slot are process state, as they are in Windows: the table
  * (mutex-protected) lets a stale or foreign HANDLE be refused with ERROR_INVALID_HANDLE instead of
@@ -296,9 +298,11 @@ DWORD WINAPI OpenVirtualDisk(PVIRTUAL_STORAGE_TYPE vst, PCWSTR Path, VIRTUAL_DIS
 			snprintf(v->rel, sizeof v->rel, "%s", hdb_text(st, 0));
 		sqlite3_finalize(st);
 	}
-	/* sharing: a blocked merge holds the chain; writers need the leaf of a VM that is not running */
-	int64_t blocked = 0;
-	hdb_int(h, &blocked, 0,
+	/* sharing: a blocked merge holds the chain (only while the VM's merge is actually blocked);
+	 * writers need the leaf of a VM that is not running */
+	int64_t blocked = 0, vm_id = d.vm_id;
+	if (host_merge_block_reason(h, vm_id))
+		hdb_int(h, &blocked, 0,
 		"SELECT count(*) FROM chain c WHERE c.disk_id=%lld AND c.depth<=%d AND c.depth<(SELECT max(depth) FROM chain"
 		" WHERE disk_id=%lld) AND NOT EXISTS(SELECT 1 FROM snapshot_disk s WHERE s.disk_id=c.disk_id AND"
 		" s.depth=c.depth)", (long long)disk, depth, (long long)disk);
@@ -398,8 +402,12 @@ DWORD WINAPI GetVirtualDiskInformation(HANDLE hd, PULONG size, PGET_VIRTUAL_DISK
 		}
 		break;
 	}
-	case GET_VIRTUAL_DISK_INFO_SIZE: case GET_VIRTUAL_DISK_INFO_IDENTIFIER: case GET_VIRTUAL_DISK_INFO_PARENT_IDENTIFIER:
-	case GET_VIRTUAL_DISK_INFO_PARENT_TIMESTAMP: case GET_VIRTUAL_DISK_INFO_VIRTUAL_STORAGE_TYPE:
+	case GET_VIRTUAL_DISK_INFO_PARENT_IDENTIFIER:
+	case GET_VIRTUAL_DISK_INFO_PARENT_TIMESTAMP:
+		if (v->depth == 0)
+			rc = ERROR_VHD_INVALID_TYPE; /* a base disk has no parent [I, as PARENT_LOCATION] */
+		break;
+	case GET_VIRTUAL_DISK_INFO_SIZE: case GET_VIRTUAL_DISK_INFO_IDENTIFIER: case GET_VIRTUAL_DISK_INFO_VIRTUAL_STORAGE_TYPE:
 	case GET_VIRTUAL_DISK_INFO_PROVIDER_SUBTYPE: case GET_VIRTUAL_DISK_INFO_IS_4K_ALIGNED:
 	case GET_VIRTUAL_DISK_INFO_PHYSICAL_DISK: case GET_VIRTUAL_DISK_INFO_VHD_PHYSICAL_SECTOR_SIZE:
 	case GET_VIRTUAL_DISK_INFO_SMALLEST_SAFE_VIRTUAL_SIZE: case GET_VIRTUAL_DISK_INFO_FRAGMENTATION:
@@ -541,7 +549,7 @@ DWORD WINAPI QueryChangesVirtualDisk(HANDLE hd, PCWSTR ChangeTrackingId, ULONG64
 	if (!rg)
 		rc = ERROR_NOT_ENOUGH_MEMORY;
 	else if (host_rct_query(v->h, v->disk_id, v->depth, id, ByteOffset, ByteLength, rg, cap, &n, &done, &w32))
-		rc = w32 ? w32 : ERROR_VHD_INVALID_STATE;
+		rc = w32 ? w32 : ERROR_CTLOG_INCONSISTENT_TRACKING_FILE; /* the sidecar could not be read */
 	*RangeCount = rc ? 0 : n;
 	*ProcessedLength = rc ? 0 : done;
 	for (uint32_t i = 0; !rc && i < n; i++) {
@@ -609,7 +617,9 @@ DWORD WINAPI DetachVirtualDisk(HANDLE hd, DETACH_VIRTUAL_DISK_FLAG flags, ULONG 
 	struct vd *v = lookup(hd);
 	if (!v)
 		return ERROR_INVALID_HANDLE;
-	DWORD rc = flags ? ERROR_INVALID_PARAMETER : !v->attached ? ERROR_VHD_INVALID_STATE : ERROR_SUCCESS;
+	DWORD rc = flags ? ERROR_INVALID_PARAMETER
+		   : v->v1 && !(v->access & VIRTUAL_DISK_ACCESS_DETACH) ? ERROR_ACCESS_DENIED
+		   : !v->attached ? ERROR_VHD_INVALID_STATE : ERROR_SUCCESS;
 	if (!rc) {
 		vhdx_close(v->f);
 		v->f = NULL;
@@ -629,6 +639,8 @@ DWORD WINAPI GetVirtualDiskPhysicalPath(HANDLE hd, PULONG size, PWSTR path)
 	ULONG need = (ULONG)(utf8_to_w(text, NULL, 0) + 1) * sizeof(WCHAR);
 	if (!size)
 		rc = ERROR_INVALID_PARAMETER;
+	else if (v->v1 && !(v->access & VIRTUAL_DISK_ACCESS_GET_INFO))
+		rc = ERROR_ACCESS_DENIED;
 	else if (!v->attached || v->no_local_host)
 		rc = ERROR_VHD_INVALID_STATE;
 	else if (!path || *size < need) {
