@@ -11,10 +11,7 @@
  * GetVirtualDiskInformation in every version, SetVirtualDiskInformation, QueryChangesVirtualDisk,
  * Attach/DetachVirtualDisk, GetVirtualDiskPhysicalPath, ReadFile, WriteFile, GetOverlappedResult,
  * CancelIoEx, Get/SetLastError), each error path of virtdisk.md A2, bogus and stale HANDLEs, and
- * two threads sharing the handle table.
- *
- * Tests marked "Regression (was a bug)" assert the behaviour the reference (shared/reference/virtdisk.md) or the
- * library's own header comment asks for and currently fail; each says what is observed instead.
+ * two threads sharing the handle table. Tests marked "Regression (was a bug)" pin fixes.
  */
 #include <pthread.h>
 #include <setjmp.h>
