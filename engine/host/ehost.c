@@ -428,9 +428,9 @@ int eh_get_reference_point(struct eh_host *h, const char *path, struct eh_refpoi
 		rp->rct_ids = calloc(d->nvalues ? d->nvalues : 1, sizeof *rp->rct_ids);
 		if (!rp->disk_ids || !rp->rct_ids)
 			r = hv_err(HV_ENOMEM, "out of memory");
+		/* an empty RCT id is legal: that disk had change tracking off when the point was made;
+		 * the caller treats it as "no id" (a full of that disk next time) */
 		for (size_t i = 0; !r && i < d->nvalues; i++) {
-			if (!*c->values[i])
-				r = hv_err(HV_ECORRUPT, "reference point %s: empty RCT id for disk %zu", path, i);
 			rp->disk_ids[i] = strdup(d->values[i]);
 			rp->rct_ids[i] = strdup(c->values[i]);
 		}

@@ -65,8 +65,9 @@ struct eh_refpoint {
 	char **disk_ids; /* VirtualDiskIdentifiers */
 	char **rct_ids;  /* ResilientChangeTrackingIdentifiers, parallel */
 };
-/* Looks a reference point up by its path; HV_ENOTFOUND when it is gone. Checks type 2, the two
- * arrays parallel and non-empty ids (a violation is HV_ECORRUPT naming it). */
+/* Looks a reference point up by its path; HV_ENOTFOUND when it is gone. Checks type 2 and the
+ * two arrays parallel (a violation is HV_ECORRUPT naming it). An RCT id may be empty (that disk's
+ * tracking was off). */
 int eh_get_reference_point(struct eh_host *h, const char *path, struct eh_refpoint *rp);
 void eh_refpoint_clear(struct eh_refpoint *rp);
 /* All reference points of the VM (paths). */

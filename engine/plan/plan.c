@@ -91,8 +91,8 @@ static int pair_previous(struct eh_host *h, const struct path_ops *ops, struct p
 		if ((r = wmi_exec_query(eh_conn(h), wql, &res, &hr)))
 			break;
 		const struct cim_prop *hrp = res.n == 1 ? cim_instance_prop(res.v[0].inst, "HostResource") : NULL;
-		if (hrp && !hrp->is_null && hrp->nvalues > 0 &&
-		    !ops->identity(ps, hrp->values[0], v[*npairs].vdid)) { /* a removed disk simply has no pair */
+		if (*rp.rct_ids[i] && hrp && !hrp->is_null && hrp->nvalues > 0 &&
+		    !ops->identity(ps, hrp->values[0], v[*npairs].vdid)) { /* a removed or untracked disk has no pair */
 			snprintf(v[*npairs].rct, sizeof v[*npairs].rct, "%s", rp.rct_ids[i]);
 			(*npairs)++;
 		}
@@ -424,7 +424,7 @@ int plan_backup(const struct plan_opts *o, struct plan_result *res)
 	res->bytes_stored = st.bytes_stored;
 	res->bytes_dedup = st.bytes_dedup;
 	snprintf(res->ref_point, sizeof res->ref_point, "%s", new_rp);
-	if (prev && *prev->ref_point && strcasecmp(prev->ref_point, new_rp)) {
+	if (prev && *prev->ref_point && !*prev_why && strcasecmp(prev->ref_point, new_rp)) {
 		int dr = eh_destroy_reference_point(h, prev->ref_point);
 		if (dr && dr != HV_ENOTFOUND && !strstr(hv_errmsg(), "0x80041002"))
 			fprintf(stderr, "hvbackup: warning: could not destroy the previous reference point: %s\n", hv_errmsg());
