@@ -13,6 +13,8 @@
 #include <sys/stat.h>
 #include <dirent.h>
 #include <unistd.h>
+#include <fcntl.h>
+#include <sys/file.h>
 
 #include "host_internal.h"
 #include "../truth/truth.h"
@@ -112,13 +114,39 @@ int host_exec(struct host *h, const char *sql)
 	return 0;
 }
 
+int host_lock(struct host *h)
+{
+	if (h->lock_depth++ > 0 || h->lock_fd < 0)
+		return 0;
+	while (flock(h->lock_fd, LOCK_EX)) {
+		if (errno != EINTR) {
+			h->lock_depth--;
+			return hv_err(HV_EIO, "%s/host.db: cannot lock: %s", h->dir, strerror(errno));
+		}
+	}
+	return 0;
+}
+
+void host_unlock(struct host *h)
+{
+	if (h->lock_depth <= 0)
+		return;
+	if (--h->lock_depth == 0 && h->lock_fd >= 0)
+		flock(h->lock_fd, LOCK_UN);
+}
+
 int host_begin(struct host *h)
 {
+	int r = host_lock(h);
+	if (r)
+		return r;
 	if (h->txn_depth++ > 0)
 		return 0;
-	int r = host_exec(h, "BEGIN IMMEDIATE");
-	if (r)
+	r = host_exec(h, "BEGIN IMMEDIATE");
+	if (r) {
 		h->txn_depth = 0;
+		host_unlock(h);
+	}
 	return r;
 }
 
@@ -126,11 +154,22 @@ int host_commit(struct host *h)
 {
 	if (h->txn_depth <= 0)
 		return hv_err(HV_EINVAL, "host: commit without begin");
-	if (--h->txn_depth > 0)
-		return 0;
-	int r = host_exec(h, "COMMIT");
-	if (r)
-		host_exec(h, "ROLLBACK");
+	int r = 0;
+	bool outer = --h->txn_depth == 0;
+	if (outer) {
+		r = host_exec(h, "COMMIT");
+		if (r)
+			host_exec(h, "ROLLBACK");
+	}
+	/* merges requested inside the transaction run once it is durable (a merge writes files and
+	 * must not depend on a transaction that could still roll back) */
+	while (outer && h->ndeferred) {
+		int64_t vm = h->deferred[--h->ndeferred];
+		int m = r ? 0 : host_merge_pending(h, vm, NULL);
+		if (!r)
+			r = m;
+	}
+	host_unlock(h);
 	return r;
 }
 
@@ -138,10 +177,14 @@ void host_rollback(struct host *h)
 {
 	if (h->txn_depth <= 0)
 		return;
+	int n = h->txn_depth;
 	h->txn_depth = 0;
+	h->ndeferred = 0;
 	char *msg = NULL;
 	sqlite3_exec(h->db, "ROLLBACK", NULL, NULL, &msg);
 	sqlite3_free(msg);
+	while (n-- > 0)
+		host_unlock(h);
 }
 
 /* ---- settings ---------------------------------------------------------------------------------*/
@@ -218,8 +261,10 @@ int host_guid(struct host *h, const char *stream, struct hv_guid *out)
 	r = hdb_done(h, st);
 	if (r)
 		return r;
-	/* The n-th draw of a stream: a fresh splitmix stream keyed by (seed, name, n). */
-	struct hv_rng rng = hv_rng_stream(hv_hash64(&n, sizeof n, h->seed), stream);
+	/* The n-th draw of a stream: the stream (seed, name) advanced to position 2n (a GUID takes
+	 * two draws), so different seeds, streams and positions never share a GUID pool. */
+	struct hv_rng rng = hv_rng_stream(h->seed, stream);
+	rng.s += (uint64_t)n * 2u * 0x9e3779b97f4a7c15ull;
 	*out = hv_rng_guid(&rng);
 	return 0;
 }
@@ -364,6 +409,7 @@ int host_open(const char *dir, unsigned flags, struct host **out)
 		return hv_err(HV_ENOMEM, "out of memory");
 	h->dir = strdup(dir);
 	h->nosync = flags & HOST_OPEN_NOSYNC;
+	h->lock_fd = -1;
 	int r = h->dir ? 0 : hv_err(HV_ENOMEM, "out of memory");
 	if (!r) {
 		char *p;
@@ -390,8 +436,21 @@ int host_open(const char *dir, unsigned flags, struct host **out)
 		if (!h->storage_root)
 			r = hv_err(HV_ECORRUPT, "%s/host.db: setting storage.root missing", dir);
 	}
-	if (!r)
+	if (!r) {
+		char *p;
+		if (asprintf(&p, "%s/host.db", dir) < 0)
+			r = hv_err(HV_ENOMEM, "out of memory");
+		else {
+			h->lock_fd = open(p, O_RDONLY | O_CLOEXEC);
+			free(p);
+			if (h->lock_fd < 0)
+				r = hv_err(HV_EIO, "%s/host.db: cannot open for locking: %s", dir, strerror(errno));
+		}
+	}
+	if (!r && !(r = host_lock(h))) {
 		r = host_recover(h);
+		host_unlock(h);
+	}
 	if (r) {
 		host_close(h);
 		return r;
@@ -407,6 +466,8 @@ void host_close(struct host *h)
 	if (h->txn_depth)
 		host_rollback(h);
 	sqlite3_close(h->db);
+	if (h->lock_fd >= 0)
+		close(h->lock_fd);
 	free(h->storage_root);
 	free(h->dir);
 	free(h);

@@ -25,6 +25,14 @@
 #include "../rct/rct.h"
 #include "../truth/truth.h"
 
+static int host_snapshot_create_locked(struct host *h, int64_t vm_id, int type, int consistency, const char *name, int64_t *snapshot_id);
+static int host_snapshot_destroy_locked(struct host *h, int64_t snapshot_id);
+static int host_refpoint_convert_locked(struct host *h, int64_t snapshot_id, int consistency, int64_t *rp_id);
+static int host_refpoint_create_locked(struct host *h, int64_t vm_id, int consistency, int64_t *rp_id);
+static int host_refpoint_destroy_locked(struct host *h, int64_t rp_id);
+static int host_merge_pending_locked(struct host *h, int64_t vm_id, bool *blocked);
+static int host_merge_set_enabled_locked(struct host *h, int64_t vm_id, bool enabled);
+
 /* ---- helpers ----------------------------------------------------------------------------------*/
 
 static int disks_of_vm(struct host *h, int64_t vm_id, int64_t *ids, size_t *n)
@@ -143,6 +151,9 @@ static int freeze_disk(struct host *h, int64_t snap_id, const struct host_disk *
 	}
 	if ((r = host_vhdx_seed(h, &seed)))
 		goto out;
+	/* a file of this name can only be the orphan of a checkpoint a crash cut before its commit
+	 * (the GUID was drawn in that rolled-back transaction): nothing references it */
+	unlink(abs_child);
 	struct vhdx_create_opts co = {.type = VHDX_TYPE_DIFFERENCING, .parent_path = abs_leaf,
 				      .parent_win_path = win_leaf, .seed = seed};
 	if ((r = vhdx_create(abs_child, &co)))
@@ -177,7 +188,7 @@ out:
 	return r;
 }
 
-int host_snapshot_create(struct host *h, int64_t vm_id, int type, int consistency, const char *name,
+static int host_snapshot_create_locked(struct host *h, int64_t vm_id, int type, int consistency, const char *name,
 			 int64_t *snapshot_id)
 {
 	if (type != HOST_SNAPSHOT_RECOVERY && type != HOST_SNAPSHOT_STANDARD)
@@ -379,7 +390,7 @@ static int merge_disk(struct host *h, int64_t disk_id)
 	}
 }
 
-int host_merge_pending(struct host *h, int64_t vm_id, bool *blocked)
+static int host_merge_pending_locked(struct host *h, int64_t vm_id, bool *blocked)
 {
 	if (blocked)
 		*blocked = false;
@@ -410,7 +421,7 @@ int host_merge_pending(struct host *h, int64_t vm_id, bool *blocked)
 	return r;
 }
 
-int host_merge_set_enabled(struct host *h, int64_t vm_id, bool enabled)
+static int host_merge_set_enabled_locked(struct host *h, int64_t vm_id, bool enabled)
 {
 	char *sql = sqlite3_mprintf("UPDATE vm SET merge_enabled=%d WHERE id=%lld", enabled ? 1 : 0, (long long)vm_id);
 	int r = host_exec(h, sql);
@@ -420,7 +431,37 @@ int host_merge_set_enabled(struct host *h, int64_t vm_id, bool enabled)
 	return r;
 }
 
-/* Redoes merges a crash interrupted (chain.merging = 1). Called by host_open. */
+int host_merge_after(struct host *h, int64_t vm_id)
+{
+	if (!h->txn_depth)
+		return host_merge_pending(h, vm_id, NULL);
+	for (int i = 0; i < h->ndeferred; i++)
+		if (h->deferred[i] == vm_id)
+			return 0;
+	if (h->ndeferred == (int)(sizeof h->deferred / sizeof *h->deferred))
+		return hv_err(HV_EINVAL, "host: too many VMs waiting for a merge in one transaction");
+	h->deferred[h->ndeferred++] = vm_id;
+	return 0;
+}
+
+static int recover_pending_merges(struct host *h)
+{
+	sqlite3_stmt *st;
+	int64_t ids[256];
+	int n = 0, r = hdb_prep(h, &st, "SELECT DISTINCT d.vm_id FROM chain c JOIN disk d ON d.id=c.disk_id WHERE c.depth>0"
+				       " ORDER BY 1");
+	if (r)
+		return r;
+	while (n < 256 && sqlite3_step(st) == SQLITE_ROW)
+		ids[n++] = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	for (int i = 0; i < n && !r; i++)
+		r = host_merge_pending(h, ids[i], NULL);
+	return r;
+}
+
+/* Redoes merges a crash interrupted (chain.merging = 1), then the merges a crash left waiting
+ * between a commit and its merge. Called by host_open. */
 int host_recover(struct host *h)
 {
 	for (;;) {
@@ -432,7 +473,7 @@ int host_recover(struct host *h)
 			return r;
 		if (sqlite3_step(st) != SQLITE_ROW) {
 			sqlite3_finalize(st);
-			return 0;
+			return recover_pending_merges(h);
 		}
 		int64_t disk = sqlite3_column_int64(st, 0);
 		int k = sqlite3_column_int(st, 1);
@@ -445,7 +486,7 @@ int host_recover(struct host *h)
 	}
 }
 
-int host_snapshot_destroy(struct host *h, int64_t snapshot_id)
+static int host_snapshot_destroy_locked(struct host *h, int64_t snapshot_id)
 {
 	int64_t vm;
 	int r = hdb_int(h, &vm, -1, "SELECT vm_id FROM snapshot WHERE id=%lld", (long long)snapshot_id);
@@ -466,9 +507,7 @@ int host_snapshot_destroy(struct host *h, int64_t snapshot_id)
 		r = host_commit(h);
 	else
 		host_rollback(h);
-	if (r || h->txn_depth)
-		return r; /* nested: the caller merges after its own commit */
-	return host_merge_pending(h, vm, NULL);
+	return r ? r : host_merge_after(h, vm);
 }
 
 /* ---- reference points -------------------------------------------------------------------------*/
@@ -499,7 +538,7 @@ static int refpoint_disk(struct host *h, int64_t rp, int idx, int64_t disk_id, c
 	return r;
 }
 
-int host_refpoint_convert(struct host *h, int64_t snapshot_id, int consistency, int64_t *rp_id)
+static int host_refpoint_convert_locked(struct host *h, int64_t snapshot_id, int consistency, int64_t *rp_id)
 {
 	int64_t vm, type, point;
 	int r = hdb_int(h, &vm, -1, "SELECT vm_id FROM snapshot WHERE id=%lld", (long long)snapshot_id);
@@ -534,13 +573,13 @@ int host_refpoint_convert(struct host *h, int64_t snapshot_id, int consistency, 
 		goto fail;
 	if (rp_id)
 		*rp_id = rp;
-	return host_merge_pending(h, vm, NULL);
+	return host_merge_after(h, vm);
 fail:
 	host_rollback(h);
 	return r;
 }
 
-int host_refpoint_create(struct host *h, int64_t vm_id, int consistency, int64_t *rp_id)
+static int host_refpoint_create_locked(struct host *h, int64_t vm_id, int consistency, int64_t *rp_id)
 {
 	char vguid[37];
 	int r = vm_guid(h, vm_id, vguid, NULL, 0);
@@ -580,7 +619,7 @@ fail:
 	return r;
 }
 
-int host_refpoint_destroy(struct host *h, int64_t rp_id)
+static int host_refpoint_destroy_locked(struct host *h, int64_t rp_id)
 {
 	int64_t vm;
 	int r = hdb_int(h, &vm, -1, "SELECT vm_id FROM refpoint WHERE id=%lld", (long long)rp_id);
@@ -599,5 +638,77 @@ int host_refpoint_destroy(struct host *h, int64_t rp_id)
 	else
 		host_rollback(h);
 	/* a leaked reference point may have been what blocked a merge */
-	return r ? r : host_merge_pending(h, vm, NULL);
+	return r ? r : host_merge_after(h, vm);
+}
+
+/* ---- the public entry points hold the host lock (host_internal.h) ---------------------------- */
+
+int host_snapshot_create(struct host *h, int64_t vm_id, int type, int consistency, const char *name, int64_t *snapshot_id)
+{
+	int r = host_lock(h);
+	if (r)
+		return r;
+	r = host_snapshot_create_locked(h, vm_id, type, consistency, name, snapshot_id);
+	host_unlock(h);
+	return r;
+}
+
+int host_snapshot_destroy(struct host *h, int64_t snapshot_id)
+{
+	int r = host_lock(h);
+	if (r)
+		return r;
+	r = host_snapshot_destroy_locked(h, snapshot_id);
+	host_unlock(h);
+	return r;
+}
+
+int host_refpoint_convert(struct host *h, int64_t snapshot_id, int consistency, int64_t *rp_id)
+{
+	int r = host_lock(h);
+	if (r)
+		return r;
+	r = host_refpoint_convert_locked(h, snapshot_id, consistency, rp_id);
+	host_unlock(h);
+	return r;
+}
+
+int host_refpoint_create(struct host *h, int64_t vm_id, int consistency, int64_t *rp_id)
+{
+	int r = host_lock(h);
+	if (r)
+		return r;
+	r = host_refpoint_create_locked(h, vm_id, consistency, rp_id);
+	host_unlock(h);
+	return r;
+}
+
+int host_refpoint_destroy(struct host *h, int64_t rp_id)
+{
+	int r = host_lock(h);
+	if (r)
+		return r;
+	r = host_refpoint_destroy_locked(h, rp_id);
+	host_unlock(h);
+	return r;
+}
+
+int host_merge_pending(struct host *h, int64_t vm_id, bool *blocked)
+{
+	int r = host_lock(h);
+	if (r)
+		return r;
+	r = host_merge_pending_locked(h, vm_id, blocked);
+	host_unlock(h);
+	return r;
+}
+
+int host_merge_set_enabled(struct host *h, int64_t vm_id, bool enabled)
+{
+	int r = host_lock(h);
+	if (r)
+		return r;
+	r = host_merge_set_enabled_locked(h, vm_id, enabled);
+	host_unlock(h);
+	return r;
 }

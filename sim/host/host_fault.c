@@ -16,6 +16,9 @@
 #include "../../hyperv/vhdx/vhdx.h"
 #include "../rct/rct.h"
 
+static int host_fault_resize_locked(struct host *h, int64_t disk_id, uint64_t new_size);
+static int host_fault_replace_locked(struct host *h, int64_t disk_id);
+
 struct copy {
 	struct vhdx_file *src, *dst;
 	uint8_t *buf;
@@ -120,14 +123,36 @@ out:
 	return r ? hv_err_prefix(r, "disk %s", d.name) : 0;
 }
 
-int host_fault_resize(struct host *h, int64_t disk_id, uint64_t new_size)
+static int host_fault_resize_locked(struct host *h, int64_t disk_id, uint64_t new_size)
 {
 	return rebuild(h, disk_id, new_size, false);
 }
 
-int host_fault_replace(struct host *h, int64_t disk_id)
+static int host_fault_replace_locked(struct host *h, int64_t disk_id)
 {
 	struct host_disk d;
 	int r = host_disk_load(h, disk_id, &d);
 	return r ? r : rebuild(h, disk_id, d.size, true);
+}
+
+/* ---- the public entry points hold the host lock (host_internal.h) ---------------------------- */
+
+int host_fault_resize(struct host *h, int64_t disk_id, uint64_t new_size)
+{
+	int r = host_lock(h);
+	if (r)
+		return r;
+	r = host_fault_resize_locked(h, disk_id, new_size);
+	host_unlock(h);
+	return r;
+}
+
+int host_fault_replace(struct host *h, int64_t disk_id)
+{
+	int r = host_lock(h);
+	if (r)
+		return r;
+	r = host_fault_replace_locked(h, disk_id);
+	host_unlock(h);
+	return r;
 }

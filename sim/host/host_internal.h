@@ -14,7 +14,21 @@ struct host {
 	uint64_t seed;
 	uint32_t granularity;
 	char *storage_root; /* Windows form, ends with '\' */
+	int lock_fd;        /* flock on host.db: one mutating process at a time */
+	int lock_depth;
+	int64_t deferred[64]; /* VMs whose merges wait for the outermost commit */
+	int ndeferred;
 };
+
+/* Merges now, or — inside a transaction — right after the outermost commit (host_commit). */
+int host_merge_after(struct host *h, int64_t vm_id);
+
+/* The host lock: every operation that changes files or tracking holds it (it nests), and every
+ * SQLite write transaction is taken under it, so two processes changing the same host run one
+ * after the other instead of interleaving. An flock on host.db, independent of SQLite's own
+ * fcntl locks. */
+int host_lock(struct host *h);
+void host_unlock(struct host *h);
 
 /* Sets the error slot from SQLite's message and returns HV_EIO. */
 int hdb_err(struct host *h, const char *what);

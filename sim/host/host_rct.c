@@ -140,7 +140,10 @@ static int with_rct(struct host *h, int64_t disk_id, int (*fn)(struct host *, st
 {
 	struct host_disk d;
 	struct rct *rt = NULL;
-	int r = host_disk_load(h, disk_id, &d);
+	int r = host_lock(h); /* read-modify-write of the sidecar */
+	if (r)
+		return r;
+	r = host_disk_load(h, disk_id, &d);
 	if (!r)
 		r = host_rct_open(h, &d, &rt);
 	if (!r)
@@ -148,6 +151,7 @@ static int with_rct(struct host *h, int64_t disk_id, int (*fn)(struct host *, st
 	if (!r)
 		r = rct_save(rt);
 	rct_close(rt);
+	host_unlock(h);
 	return r;
 }
 

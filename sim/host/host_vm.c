@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -71,6 +72,8 @@ static int name_ok(const char *name)
 {
 	size_t n = strlen(name);
 	if (n == 0 || n > HOST_NAME_MAX_LEN || name[0] == '.' || name[0] == ' ' || name[n - 1] == ' ')
+		return 0;
+	if (!strncasecmp(name, "host.db", 7)) /* the folder's own files */
 		return 0;
 	for (size_t i = 0; i < n; i++)
 		if (!isalnum((unsigned char)name[i]) && !strchr(" ._-", name[i]))
@@ -147,12 +150,33 @@ int host_disk_load(struct host *h, int64_t disk_id, struct host_disk *d)
 	return 0;
 }
 
+/* A sidecar that is missing or damaged is what Hyper-V sees when the .rct/.mrt files were lost or
+ * the VHDX copied without them: change tracking starts over (a reset — every older id now fails
+ * with ERROR_VHD_MISSING_CHANGE_TRACKING_INFORMATION) and the VM keeps working. */
 int host_rct_open(struct host *h, const struct host_disk *d, struct rct **out)
 {
 	char *p = host_abs(h, d->sidecar);
 	if (!p)
 		return HV_ENOMEM;
-	int r = rct_open(p, h->nosync ? RCT_NOSYNC : 0, out);
+	unsigned fl = h->nosync ? RCT_NOSYNC : 0;
+	int r = rct_open(p, fl, out);
+	if (r == HV_ECORRUPT || r == HV_ENOTFOUND || r == HV_EUNSUPPORTED) {
+		struct hv_guid g;
+		int lr = host_lock(h);
+		if (!lr) {
+			r = rct_open(p, fl, out); /* another process may have rebuilt it meanwhile */
+			if (r == HV_ECORRUPT || r == HV_ENOTFOUND || r == HV_EUNSUPPORTED) {
+				unlink(p);
+				uint32_t coarse = (uint32_t)host_setting_int(h, "rct.coarse_granularity", HOST_DEFAULT_RCT_COARSE);
+				r = host_guid(h, "rct", &g);
+				if (!r)
+					r = rct_create(p, d->size, h->granularity, coarse, &g, fl, out);
+			}
+			host_unlock(h);
+		} else {
+			r = lr;
+		}
+	}
 	free(p);
 	return r;
 }
@@ -387,6 +411,8 @@ int host_disk_find(struct host *h, int64_t vm_id, const char *name_or_slot, int6
 	return 0;
 }
 
+static int host_vm_write_locked(struct host *h, int64_t vm_id, int64_t disk_id, const struct wl_params *p, uint64_t *bytes_out);
+
 /* ---- guest writes -----------------------------------------------------------------------------*/
 
 struct mark_ctx {
@@ -503,7 +529,7 @@ out:
 	return r ? hv_err_prefix(r, "disk %s", d->name) : 0;
 }
 
-int host_vm_write(struct host *h, int64_t vm_id, int64_t disk_id, const struct wl_params *p, uint64_t *bytes_out)
+static int host_vm_write_locked(struct host *h, int64_t vm_id, int64_t disk_id, const struct wl_params *p, uint64_t *bytes_out)
 {
 	int64_t ids[HOST_MAX_DISKS_PER_VM];
 	size_t n = 0;
@@ -532,4 +558,16 @@ int host_vm_write(struct host *h, int64_t vm_id, int64_t disk_id, const struct w
 			return r;
 	}
 	return 0;
+}
+
+/* ---- the public entry points hold the host lock (host_internal.h) ---------------------------- */
+
+int host_vm_write(struct host *h, int64_t vm_id, int64_t disk_id, const struct wl_params *p, uint64_t *bytes_out)
+{
+	int r = host_lock(h);
+	if (r)
+		return r;
+	r = host_vm_write_locked(h, vm_id, disk_id, p, bytes_out);
+	host_unlock(h);
+	return r;
 }

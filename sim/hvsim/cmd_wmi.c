@@ -13,6 +13,7 @@
  *
  * Must not: implement provider logic (sim/wmi does).
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -268,21 +269,22 @@ static int do_get(const struct hvsim_global *g, int argc, char **argv, bool wait
 	return rc;
 }
 
+/* The whole file (an embedded instance), at most 4 MiB; NULL when unreadable or larger. */
 static char *read_file(const char *path)
 {
+	enum { MAX = 4u << 20 };
 	FILE *f = fopen(path, "rb");
 	if (!f)
 		return NULL;
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *m = open_memstream(&buf, &len);
-	char tmp[65536];
-	size_t n;
-	while (m && (n = fread(tmp, 1, sizeof tmp, f)) > 0 && len < (4u << 20))
-		fwrite(tmp, 1, n, m);
-	if (m)
-		fclose(m);
+	char *buf = malloc(MAX + 1);
+	size_t n = buf ? fread(buf, 1, MAX + 1, f) : 0;
+	bool bad = !buf || ferror(f) || n > MAX;
 	fclose(f);
+	if (bad) {
+		free(buf);
+		return NULL;
+	}
+	buf[n] = 0;
 	return buf;
 }
 
@@ -338,7 +340,7 @@ static int do_invoke(const struct hvsim_global *g, int argc, char **argv)
 			if (*v == '@') {
 				owned[n] = read_file(v + 1);
 				if (!owned[n]) {
-					fprintf(stderr, "hvsim wmi invoke: %s: cannot read %s\n", name, v + 1);
+					fprintf(stderr, "hvsim wmi invoke: %s: cannot read %s (or larger than 4 MiB)\n", name, v + 1);
 					rc = 2;
 					break;
 				}

@@ -255,15 +255,24 @@ int wmi_job_poll(struct hvsim_wmi *w, const char *instance_id)
 		uint32_t n = k - t.starting + 1;
 		r = set_job(w, &j, CIM_JOB_STATE_RUNNING, 100 * n / (t.running + 1), 0, NULL, NULL);
 	} else if (t.end == CIM_JOB_STATE_COMPLETED || t.end == CIM_JOB_STATE_COMPLETED_WITH_WARNINGS) {
+		/* the work and the job's new state commit together: a process killed in between leaves
+		 * either both (the job completed) or neither (the next poll does the work again) */
 		char *result = NULL;
-		int wr = wmi_method_work(w, j.method, j.target, j.args, &result);
+		int wr = host_begin(w->h);
+		if (!wr)
+			wr = wmi_method_work(w, j.method, j.target, j.args, &result);
 		if (wr) {
 			char desc[600];
 			snprintf(desc, sizeof desc, "%s", hv_errmsg());
+			host_rollback(w->h);
 			r = set_job(w, &j, CIM_JOB_STATE_EXCEPTION, 0, 32768, desc, NULL);
 		} else {
 			r = set_job(w, &j, t.end, 100, 0, t.end == CIM_JOB_STATE_COMPLETED ? NULL :
 				    "The operation completed with warnings.", result);
+			if (!r)
+				r = host_commit(w->h);
+			else
+				host_rollback(w->h);
 		}
 		free(result);
 	} else {

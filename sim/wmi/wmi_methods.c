@@ -493,7 +493,7 @@ static int w_changes(struct call *c, char **result)
 	uint64_t done = 0;
 	int r = host_rct_query(c->w->h, c->disk, c->depth, c->limit, c->off, c->len, rg, cap, &n, &done, &w32);
 	if (r) {
-		hv_err(r, "GetVirtualDiskChanges %s since %s: Win32 error 0x%08X: %s", c->path, c->limit, w32, hv_errmsg());
+		hv_err_prefix(r, "GetVirtualDiskChanges %s since %s: Win32 error 0x%08X", c->path, c->limit, w32);
 		free(rg);
 		return r;
 	}

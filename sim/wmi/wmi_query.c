@@ -322,9 +322,13 @@ static int poll_jobs(struct hvsim_wmi *w, struct wmi_result *res)
 	for (size_t i = 0; i < res->n; i++) {
 		if (strcmp(res->v[i].inst->class_name, jc->name))
 			continue;
-		const char *id = cim_instance_get(res->v[i].inst, "InstanceID");
 		char *path = strdup(res->v[i].path);
-		int r = path ? wmi_job_poll(w, id) : hv_err(HV_ENOMEM, "out of memory");
+		struct cim_path *cp = NULL;
+		int r = path ? cim_path_parse(path, &cp) : hv_err(HV_ENOMEM, "out of memory");
+		const char *id = cp ? cim_path_key(cp, "InstanceID") : NULL;
+		if (!r)
+			r = id ? wmi_job_poll(w, id) : hv_err(HV_ECORRUPT, "wmi: job path %s has no InstanceID", path);
+		cim_path_free(cp);
 		if (!r) {
 			struct wmi_object o;
 			r = wmi_fetch(w, jc, path, &o);
@@ -577,10 +581,7 @@ static int run_select(struct hvsim_wmi *w, const struct wql_query *q, struct wmi
 		*hr = WBEM_E_INVALID_QUERY;
 		return last;
 	}
-	int r = project(q, res);
-	if (r)
-		*hr = WBEM_E_FAILED;
-	return r;
+	return 0; /* the projection (SELECT a, b) is applied after jobs are polled */
 }
 
 /* ---- ASSOCIATORS OF / REFERENCES OF ----------------------------------------------------------- */
@@ -688,6 +689,8 @@ int hvsim_wmi_query(struct hvsim_wmi *w, const char *wql, struct wmi_result *out
 	if (!r)
 		r = q->kind == WQL_SELECT ? run_select(w, q, out, hresult) : run_assoc(w, q, out, hresult);
 	if (!r && (r = poll_jobs(w, out)))
+		*hresult = WBEM_E_FAILED;
+	if (!r && q->kind == WQL_SELECT && (r = project(q, out)))
 		*hresult = WBEM_E_FAILED;
 	if (r && !*hresult)
 		*hresult = WBEM_E_FAILED;

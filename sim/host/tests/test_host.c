@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <cmocka.h>
 #include <sqlite3.h>
@@ -707,6 +708,138 @@ static void test_rct_property(void **s)
 	assert_true(checked_reset > 3);
 }
 
+/* ---- regressions from the user review ------------------------------------------------------ */
+
+/* Four processes writing to the same VM at once: the host lock serialises them, so the change
+ * tracking still covers every block the truth says was written, and the file stays sane. */
+static void test_concurrent_writers(void **s)
+{
+	(void)s;
+	struct host *h = new_host("conc", 21, 0);
+	struct host_disk_spec d;
+	host_disk_spec_parse("64MiB", &d);
+	int64_t vm, rp;
+	assert_int_equal(host_vm_create(h, "c", &d, 1, &vm), 0);
+	assert_int_equal(host_refpoint_create(h, vm, 2, &rp), 0);
+	char *id = q_text(h, "SELECT rct_id FROM refpoint_disk");
+	int64_t p1 = q_int(h, "SELECT truth_point FROM refpoint");
+	host_close(h);
+	pid_t kids[4];
+	for (int i = 0; i < 4; i++) {
+		kids[i] = fork();
+		if (kids[i] == 0) {
+			struct host *hc;
+			if (host_open(path_in("conc"), HOST_OPEN_NOSYNC, &hc))
+				_exit(2);
+			struct wl_params p;
+			wl_params_init(&p, WL_RANDOM, 1, 8 * MIB, 100 + (uint64_t)i);
+			p.io_max = 256 * 1024;
+			int r = host_vm_write(hc, vm, -1, &p, NULL);
+			host_close(hc);
+			_exit(r ? 1 : 0);
+		}
+	}
+	for (int i = 0; i < 4; i++) {
+		int st;
+		assert_int_equal(waitpid(kids[i], &st, 0), kids[i]);
+		assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	}
+	assert_int_equal(host_open(path_in("conc"), HOST_OPEN_NOSYNC, &h), 0);
+	int64_t rp2;
+	assert_int_equal(host_refpoint_create(h, vm, 2, &rp2), 0);
+	int64_t p2 = q_int(h, "SELECT max(truth_point) FROM refpoint");
+	uint64_t nb = 64 * MIB / 65536;
+	uint8_t *got = malloc(nb), *want = calloc(1, nb);
+	uint32_t w32;
+	assert_int_equal(rct_blocks(h, 1, 0, id, 64 * MIB, 65536, got, &w32), 0);
+	struct truthset ts = {want};
+	assert_int_equal(truth_changed_between(host_db(h), 1, p1, p2, truth_cb, &ts), 0);
+	assert_memory_equal(got, want, nb);
+	/* a dynamic 64 MiB disk holds at most 64 MiB of blocks plus its metadata */
+	struct stat sb;
+	assert_int_equal(stat(path_in("conc/c/Virtual Hard Disks/c.vhdx"), &sb), 0);
+	assert_true((uint64_t)sb.st_size <= 64 * MIB + 8 * MIB);
+	assert_int_equal(vhdx_check(path_in("conc/c/Virtual Hard Disks/c.vhdx"), NULL, NULL), 0);
+	free(got);
+	free(want);
+	free(id);
+	host_close(h);
+}
+
+/* A checkpoint cut by a crash before its commit leaves an AVHDX nothing references, named with the
+ * GUID the rolled-back transaction drew; the next checkpoint draws the same name and must work. */
+static void test_orphan_checkpoint_file(void **s)
+{
+	(void)s;
+	struct host *h = new_host("orphan", 22, 0);
+	struct host_disk_spec d;
+	host_disk_spec_parse("16MiB", &d);
+	int64_t vm, sn;
+	assert_int_equal(host_vm_create(h, "o", &d, 1, &vm), 0);
+	assert_int_equal(host_begin(h), 0);
+	assert_int_equal(host_snapshot_create(h, vm, HOST_SNAPSHOT_RECOVERY, 2, NULL, &sn), 0);
+	host_rollback(h); /* as if the process died before COMMIT: the file stays */
+	char cmd[600];
+	snprintf(cmd, sizeof cmd, "ls '%s' | grep -c avhdx", path_in("orphan/o/Virtual Hard Disks"));
+	FILE *pp = popen(cmd, "r");
+	int n = 0;
+	assert_int_equal(fscanf(pp, "%d", &n), 1);
+	pclose(pp);
+	assert_int_equal(n, 1);
+	assert_int_equal(host_snapshot_create(h, vm, HOST_SNAPSHOT_RECOVERY, 2, NULL, &sn), 0);
+	assert_int_equal(q_int(h, "SELECT count(*) FROM snapshot"), 1);
+	host_close(h);
+}
+
+/* A lost or damaged sidecar is a tracking reset: the VM keeps working, old ids fail. */
+static void test_sidecar_lost(void **s)
+{
+	(void)s;
+	struct host *h = new_host("lost", 23, 0);
+	struct host_disk_spec d;
+	host_disk_spec_parse("16MiB", &d);
+	int64_t vm, rp, sn;
+	assert_int_equal(host_vm_create(h, "l", &d, 1, &vm), 0);
+	assert_int_equal(host_refpoint_create(h, vm, 2, &rp), 0);
+	char *id = q_text(h, "SELECT rct_id FROM refpoint_disk");
+	assert_int_equal(unlink(path_in("lost/l/Virtual Hard Disks/l.vhdx.hvrct")), 0);
+	struct model m = {calloc(1, 16 * MIB), 16 * MIB, 512};
+	write_both(h, vm, &m, 1, WL_RANDOM, 1 * MIB, 1);
+	assert_int_equal(host_snapshot_create(h, vm, HOST_SNAPSHOT_RECOVERY, 2, NULL, &sn), 0);
+	uint8_t got[256];
+	uint32_t w32 = 0;
+	assert_int_not_equal(rct_blocks(h, 1, 0, id, 16 * MIB, 65536, got, &w32), 0);
+	assert_int_equal(w32, 0xC03A0030u);
+	assert_file_equals_model(h, "l/Virtual Hard Disks/l.vhdx", &m);
+	free(m.b);
+	free(id);
+	host_close(h);
+}
+
+static void test_identities_across_seeds(void **s)
+{
+	(void)s;
+	struct host_disk_spec d;
+	host_disk_spec_parse("8MiB", &d);
+	char *g[4];
+	for (int seed = 0; seed < 2; seed++) {
+		char name[16];
+		snprintf(name, sizeof name, "seed%d", seed);
+		struct host *h = new_host(name, (uint64_t)seed, 0);
+		assert_int_equal(host_vm_create(h, "a", &d, 1, NULL), 0);
+		assert_int_equal(host_vm_create(h, "b", &d, 1, NULL), 0);
+		assert_int_equal(host_vm_create(h, "host.db-journal", &d, 1, NULL), HV_EINVAL);
+		g[2 * seed] = q_text(h, "SELECT guid FROM vm WHERE name='a'");
+		g[2 * seed + 1] = q_text(h, "SELECT guid FROM vm WHERE name='b'");
+		host_close(h);
+	}
+	for (int i = 0; i < 4; i++)
+		for (int k = 0; k < i; k++)
+			assert_string_not_equal(g[i], g[k]);
+	for (int i = 0; i < 4; i++)
+		free(g[i]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -717,6 +850,10 @@ int main(void)
 		cmocka_unit_test(test_merge_disabled_and_recovery),
 		cmocka_unit_test(test_determinism),
 		cmocka_unit_test(test_rct_property),
+		cmocka_unit_test(test_concurrent_writers),
+		cmocka_unit_test(test_orphan_checkpoint_file),
+		cmocka_unit_test(test_sidecar_lost),
+		cmocka_unit_test(test_identities_across_seeds),
 	};
 	return cmocka_run_group_tests(tests, setup_all, teardown_all);
 }

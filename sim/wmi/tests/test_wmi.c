@@ -2686,6 +2686,39 @@ static void test_paging_mistake(void **s)
 	fx_close(&f);
 }
 
+/* Regressions from the user review: a job query whose property list leaves InstanceID out still
+ * polls and projects; the error text of a stale RCT id is clean (no self-overlapping format). */
+static void test_review_regressions(void **s)
+{
+	(void)s;
+	struct fx f;
+	fx_init(&f, "review", 33, "16MiB", NULL);
+	char job[512];
+	struct cim_instance *in = create_snapshot_params(f.vm_path, "32768", NULL);
+	invoke_job(&f, f.snapsvc, "CreateSnapshot", in, job);
+	struct wmi_result r;
+	query(&f, "SELECT JobState, PercentComplete FROM Msvm_ConcreteJob", &r);
+	assert_int_equal(r.n, 1);
+	assert_int_equal(r.v[0].inst->nprops, 2);
+	assert_string_equal(cim_instance_get(r.v[0].inst, "JobState"), "4");
+	wmi_result_clear(&r);
+	assert_int_equal(wait_job(&f, job), CIM_JOB_STATE_COMPLETED);
+	/* GetVirtualDiskChanges with an id from before a reset */
+	int64_t rp;
+	assert_int_equal(host_refpoint_create(f.h, f.vm, 2, &rp), 0);
+	char id[100];
+	snprintf(id, sizeof id, "%s", db_text(&f, "SELECT rct_id FROM refpoint_disk"));
+	assert_int_equal(host_fault_rct_reset(f.h, f.vm, -1), 0);
+	const char *disk = "C:\\Hyper-V\\web-01\\Virtual Hard Disks\\web-01.vhdx";
+	assert_int_equal(invoke(&f, f.ims, "GetVirtualDiskChanges", changes_params(disk, id, "", 0, 16 * MIB - 512), NULL),
+			 CIM_RC_B_FAILED);
+	const char *res = db_text(&f, "SELECT result FROM audit WHERE call LIKE '%GetVirtualDiskChanges' ORDER BY seq DESC LIMIT 1");
+	assert_non_null(strstr(res, "0xC03A0030"));
+	assert_non_null(strstr(res, "reset"));
+	assert_null(strstr(res, "0xC03A0030: GetVirtualDiskChanges")); /* the text is not repeated into itself */
+	fx_close(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2728,6 +2761,7 @@ int main(void)
 		cmocka_unit_test(test_regress_determinism_stale_message),
 		cmocka_unit_test(test_guest_vss_fault),
 		cmocka_unit_test(test_paging_mistake),
+		cmocka_unit_test(test_review_regressions),
 		cmocka_unit_test(test_regress_consistency_level_use_after_free),
 	};
 	/* TEST_FILTER / TEST_SKIP: cmocka name patterns (e.g. TEST_SKIP='test_regress_*' for a run
