@@ -16,7 +16,7 @@ LDFLAGS_SAN := -fsanitize=address,undefined
 endif
 XML_CFLAGS = $(shell pkg-config --cflags libxml-2.0 2>/dev/null || echo -I/usr/include/libxml2)
 CFLAGS = $(CFLAGS_BASE) $(XML_CFLAGS) $(EXTRA_CFLAGS)
-LDLIBS := -lisal -lsqlite3 -lxml2 -lxxhash -lm
+LDLIBS := -lisal -lsqlite3 -lxml2 -lxxhash -lyaml -lm
 
 LIBVHDI_CFLAGS = $(shell pkg-config --cflags libvhdi 2>/dev/null)
 LIBVHDI_LIBS = $(shell pkg-config --libs libvhdi 2>/dev/null || echo -lvhdi)

@@ -20,6 +20,7 @@ PKGS=(
   # the smallest package that ships it) and mingw-w64's own virtdisk.h/windows.h (the -dev package)
   gcc-mingw-w64-x86-64-win32 mingw-w64-x86-64-dev
   libzstd-dev libssl-dev     # engine/repo: zstd block compression, SHA-256 (OpenSSL EVP)
+  libyaml-dev                # scenario files (sim/scenario)
 )
 
 missing=()

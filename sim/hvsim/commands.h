@@ -17,4 +17,5 @@ int cmd_fault(const struct hvsim_global *g, int argc, char **argv);
 int cmd_state(const struct hvsim_global *g, int argc, char **argv);
 int cmd_clock(const struct hvsim_global *g, int argc, char **argv);
 int cmd_wmi(const struct hvsim_global *g, int argc, char **argv);
+int cmd_scenario(const struct hvsim_global *g, int argc, char **argv);
 #endif

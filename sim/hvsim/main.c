@@ -23,6 +23,7 @@ static void usage(FILE *o)
 	      "  state   dump the canonical text of a host (for diffs)\n"
 	      "  clock   show or advance the host's virtual clock\n"
 	      "  wmi     root\\virtualization\\v2: query, get, invoke methods, wait for jobs\n"
+	      "  scenario  check scenario files (scenarios/README.md)\n"
 	      "\n"
 	      "global options:\n"
 	      "  --host DIR   the host folder the area works on (or $HVSIM_HOST)\n"
@@ -79,6 +80,8 @@ int main(int argc, char **argv)
 		return cmd_clock(&g, ac, av);
 	if (!strcmp(area, "wmi"))
 		return cmd_wmi(&g, ac, av);
+	if (!strcmp(area, "scenario"))
+		return cmd_scenario(&g, ac, av);
 	fprintf(stderr, "hvsim: unknown area '%s'\n", area);
 	usage(stderr);
 	return 2;
