@@ -46,7 +46,7 @@ UNIT_BINS := $(patsubst %.c,$(BUILD)/tests/%,$(notdir $(UNIT_TESTS)))
 CONF_BINS := $(patsubst %.c,$(BUILD)/tests/conf_%,$(notdir $(CONF_TESTS)))
 ENGINE_TEST_BINS := $(patsubst %.c,$(BUILD)/tests/%,$(notdir $(ENGINE_TESTS)))
 
-.PHONY: all test test-asan test-fuzz demo bench clean deps tests
+.PHONY: all test test-asan test-long test-fuzz demo bench clean deps tests
 .DEFAULT_GOAL := all
 
 all: $(HVSIM) $(HVBACKUP)
@@ -113,14 +113,23 @@ $(foreach t,$(CONF_TESTS),$(eval $(call conf_rule,$(t))))
 
 tests: $(HVSIM) $(HVBACKUP) $(UNIT_BINS) $(CONF_BINS) $(ENGINE_TEST_BINS)
 
+# the scenario library runs after the tests (scenarios tagged `long`: make test-long)
 test: deps
 	@$(MAKE) --no-print-directory tests
 	@$(PY) ci/run-tests --build $(BUILD)
+	@$(PY) ci/run-scenarios scenarios --build $(BUILD) -j 2
 
 test-asan: deps
 	@$(MAKE) --no-print-directory BUILD=$(BUILD)/asan SAN=1 OPT=-O1 tests
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		$(PY) ci/run-tests --build $(BUILD)/asan
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		$(PY) ci/run-scenarios scenarios --build $(BUILD)/asan -j 2
+
+# every scenario of the library, the long ones too
+test-long: deps
+	@$(MAKE) --no-print-directory all
+	@$(PY) ci/run-scenarios scenarios --build $(BUILD) -j 2 --include-long
 
 FUZZ_SECONDS ?= 60
 test-fuzz: deps

@@ -21,6 +21,7 @@ PKGS=(
   gcc-mingw-w64-x86-64-win32 mingw-w64-x86-64-dev
   libzstd-dev libssl-dev     # engine/repo: zstd block compression, SHA-256 (OpenSSL EVP)
   libyaml-dev                # scenario files (sim/scenario)
+  chromium                   # make test: the demo report rendered and screenshotted headless
 )
 
 missing=()

@@ -214,6 +214,16 @@ int host_setting_set(struct host *h, const char *key, const char *value)
 	return hdb_done(h, st);
 }
 
+int host_setting_delete(struct host *h, const char *key)
+{
+	sqlite3_stmt *st;
+	int r = hdb_prep(h, &st, "DELETE FROM setting WHERE key=?1");
+	if (r)
+		return r;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	return hdb_done(h, st);
+}
+
 int64_t host_setting_int(struct host *h, const char *key, int64_t dflt)
 {
 	char *v = host_setting_get(h, key);

@@ -92,6 +92,8 @@ int host_exec(struct host *h, const char *sql);
 /* Returns the value (owned by the caller, free()) or NULL when unset. */
 char *host_setting_get(struct host *h, const char *key);
 int host_setting_set(struct host *h, const char *key, const char *value);
+/* Removes a setting (no error when it is not set): the built-in default applies again. */
+int host_setting_delete(struct host *h, const char *key);
 int64_t host_setting_int(struct host *h, const char *key, int64_t dflt);
 
 /* ---- virtual clock (FILETIME: 100 ns ticks since 1601-01-01 UTC) ----------------------------- */

@@ -23,7 +23,7 @@ static void usage(FILE *o)
 	      "  state   dump the canonical text of a host (for diffs)\n"
 	      "  clock   show or advance the host's virtual clock\n"
 	      "  wmi     root\\virtualization\\v2: query, get, invoke methods, wait for jobs\n"
-	      "  scenario  check scenario files (scenarios/README.md)\n"
+	      "  scenario  check and run scenario files (scenarios/README.md)\n"
 	      "\n"
 	      "global options:\n"
 	      "  --host DIR   the host folder the area works on (or $HVSIM_HOST)\n"

@@ -4,8 +4,9 @@
  * virtual clock, and the expectations a run is judged by. The file format is documented key by
  * key in scenarios/README.md; this module reads it (libyaml's event API, no hand-written YAML),
  * validates every key, type, value and reference, and turns the timeline into a sorted,
- * deterministic list of concrete events (scenario_expand). It does not run anything: the
- * scenario runner (`hvsim scenario run`) drives a host and an engine from the events.
+ * deterministic list of concrete events (scenario_expand). Loading does not run anything; the
+ * runner (scenario_run, scenario_run.c, `hvsim scenario run`) drives a fresh host in-process
+ * and an engine as a separate process from the events, and judges the run.
  *
  * Errors: loading stops at the first problem and hv_errmsg() reads `FILE:LINE:COL: what is
  * wrong` (1-based line and column of the key or value at fault); only failures to read the file
@@ -23,7 +24,9 @@
  * The structures are read-only for callers, except `seed`, which a runner may override before
  * calling scenario_expand.
  *
- * Must not: touch a host, read the clock, or hold global mutable state.
+ * Must not: touch a host or read the clock while loading (only the runner touches a host, and
+ * it reads the wall clock only to bound engine calls: nothing of it reaches a report), link the
+ * engine (engines are processes), or hold global mutable state.
  */
 #ifndef SIM_SCENARIO_H
 #define SIM_SCENARIO_H
@@ -339,5 +342,48 @@ void scenario_duration_format(uint64_t seconds, char *buf, size_t size);
  * once; a part after a larger unit must stay below it (h < 24, m < 60, s < 60); <= 3650d.
  * 0 or HV_EINVAL with the reason. */
 int scenario_duration_parse(const char *text, uint64_t *seconds);
+
+
+/* ---- the runner (scenario_run.c) --------------------------------------------------------------
+ * Runs the expanded events of a loaded scenario against a fresh host (created with the scenario's
+ * seed, without fsync) in a run folder: writes, faults, settings and state changes through the
+ * host API, in-process; backups and restores through the engine, as child processes with
+ * HVSIM_HOST and HVSIM_NOSYNC=1 in their environment (HVBACKUP_CRASH_* for a backup an
+ * engine-killed fault armed). Every restored disk is compared block by block with the ground
+ * truth of its point; then the expectations are evaluated. The result is everything a summary or
+ * a report needs; the report holds no wall-clock value and no path of the run folder (messages
+ * name it `{run}`), so the same scenario and seed give the same report bytes.
+ *
+ * Engines: the default engine is hvbackup (`hvbackup`), called with its own command line, unless
+ * `backup` (and `restore`) templates replace it; scenario engines are templates (placeholders in
+ * scenarios/README.md, run with /bin/sh -c, every value shell-quoted). Listing, restoring
+ * without a restore template, and `repository_verifies` always use `hvbackup`. */
+struct scenario_run_opts {
+	const char *hvbackup; /* path of the hvbackup binary (required) */
+	const char *backup;   /* template replacing the default engine's backups (NULL: hvbackup) */
+	const char *restore;  /* template for the default engine's restores (NULL: hvbackup) */
+	const char *keep;     /* run folder, created (or empty) and kept; NULL: a temporary one */
+	unsigned timeout;     /* seconds per engine call, then the child is killed; 0 = 600 */
+};
+
+struct scenario_outcome;
+
+/* Runs s->events. 0 when the run could be carried out (the result says whether the expectations
+ * hold; events that failed on the host are recorded in it as errors); HV_E* when it could not
+ * start (run folder, host creation, missing hvbackup). *out is freed with scenario_outcome_free. */
+int scenario_run(const struct scenario *s, const struct scenario_run_opts *o,
+                 struct scenario_outcome **out);
+void scenario_outcome_free(struct scenario_outcome *r);
+/* Every expectation holds and no event failed. */
+bool scenario_outcome_passed(const struct scenario_outcome *r);
+/* The human summary: one line per backup and restore, totals and ratios, each expectation
+ * PASS/FAIL with its evidence, and a last line with the verdict. */
+int scenario_outcome_print(const struct scenario_outcome *r, FILE *f);
+/* The report as JSON: keys sorted, no wall-clock values, no run-folder paths. */
+int scenario_outcome_json(const struct scenario_outcome *r, FILE *f);
+/* Checks an engine command template: every {…} must be one of the placeholders of a backup
+ * (restore = false: host vm repo path mode) or a restore (repo vm point disk to) template.
+ * 0 or HV_EINVAL with the reason. */
+int scenario_template_check(const char *tmpl, bool restore);
 
 #endif
