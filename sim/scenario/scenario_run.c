@@ -1775,6 +1775,20 @@ static int list_rows(struct run *R, const char *sql, const char *fmt, struct sbu
 	return 0;
 }
 
+/* The end of a check that listed offending rows: the error, the overflow count, or `ok_text`. */
+static int listing_verdict(int r, size_t n, struct sbuf *ev, const char *ok_text)
+{
+	if (r) {
+		sbuf_str(ev, hv_errmsg());
+		return 0;
+	}
+	if (n > RUN_SHOW_FAILURES)
+		sbuf_printf(ev, "; and %zu more", n - RUN_SHOW_FAILURES);
+	if (!n)
+		sbuf_str(ev, ok_text);
+	return !n;
+}
+
 static int check_leftovers(struct run *R, struct sbuf *ev)
 {
 	size_t n = 0;
@@ -1787,15 +1801,7 @@ static int check_leftovers(struct run *R, struct sbuf *ev)
 		              "SELECT v.name, count(*) FROM refpoint p JOIN vm v ON v.id=p.vm_id"
 		              " GROUP BY v.id HAVING count(*) > 1 ORDER BY v.id",
 		              "%s%s: %s reference points", ev, &n);
-	if (r) {
-		sbuf_str(ev, hv_errmsg());
-		return 0;
-	}
-	if (n > RUN_SHOW_FAILURES)
-		sbuf_printf(ev, "; and %zu more", n - RUN_SHOW_FAILURES);
-	if (!n)
-		sbuf_str(ev, "no recovery checkpoint, at most one reference point per VM");
-	return !n;
+	return listing_verdict(r, n, ev, "no recovery checkpoint, at most one reference point per VM");
 }
 
 static int check_merges(struct run *R, struct sbuf *ev)
@@ -1806,15 +1812,7 @@ static int check_merges(struct run *R, struct sbuf *ev)
 	                  " JOIN disk d ON d.id=c.disk_id JOIN vm v ON v.id=d.vm_id"
 	                  " WHERE d.attached GROUP BY d.id HAVING max(c.depth) > 0 ORDER BY d.id",
 	                  "%s%s: %s AVHDX level(s) not merged", ev, &n);
-	if (r) {
-		sbuf_str(ev, hv_errmsg());
-		return 0;
-	}
-	if (n > RUN_SHOW_FAILURES)
-		sbuf_printf(ev, "; and %zu more", n - RUN_SHOW_FAILURES);
-	if (!n)
-		sbuf_str(ev, "every attached disk is its base VHDX");
-	return !n;
+	return listing_verdict(r, n, ev, "every attached disk is its base VHDX");
 }
 
 static int check_verify(struct run *R, struct sbuf *ev)

@@ -350,7 +350,6 @@ struct sqlbuf {
 	char *s;
 	int nbind;
 	struct wql_literal *binds[WQL_MAX_NODES];
-	bool bind_canon[WQL_MAX_NODES];
 };
 
 static void sb_add(struct sqlbuf *b, const char *fmt, const char *a)
@@ -425,13 +424,13 @@ static int translate(const struct wmi_class *c, const struct wql_expr *e, struct
 		return 0;
 	case WQL_EXPR_LIKE:
 		b->binds[b->nbind] = (struct wql_literal *)&e->lit;
-		b->bind_canon[b->nbind++] = false;
+		b->nbind++;
 		sb_add(b, "%swmi_like(%s, ?)", col);
 		return 0;
 	case WQL_EXPR_CMP: {
 		b->binds[b->nbind] = (struct wql_literal *)&e->lit;
 		/* references compare as canonical paths: key order, case and host spelling do not matter */
-		b->bind_canon[b->nbind++] = (is_ref || is_rel) && e->lit.kind == WQL_LIT_STRING;
+		b->nbind++;
 		char frag[256];
 		snprintf(frag, sizeof frag, "%%s%s %s %s%s", col, ops[e->op],
 			 e->lit.kind != WQL_LIT_STRING ? "?"
@@ -441,7 +440,7 @@ static int translate(const struct wmi_class *c, const struct wql_expr *e, struct
 			 is_str ? " COLLATE NOCASE" : "");
 		if ((is_ref || is_rel) && e->lit.kind == WQL_LIT_STRING) { /* the literal is bound twice */
 			b->binds[b->nbind] = (struct wql_literal *)&e->lit;
-			b->bind_canon[b->nbind++] = false;
+			b->nbind++;
 		}
 		sb_add(b, frag, "");
 		return 0;
